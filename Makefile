@@ -1,0 +1,42 @@
+# jcs-companion: the two commands a newcomer needs are `make book` and `make test`.
+# Both create .venv (Python 3.11) with the pinned requirements on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= cpu
+export JCS_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: help env test test-fast book book-html reproduce lab bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --prefix $(VENV) --name jcs --display-name "Python (jcs)" >/dev/null
+	@touch $(STAMP)
+
+env: $(STAMP)  ## create/update the project virtual environment
+
+test: $(STAMP)  ## run every test: package (pytest), notebooks (nbval) and the book build
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+book: $(STAMP)  ## execute the notebooks from committed results and build the HTML book
+	$(PY) scripts/build_book.py
+
+reproduce: $(STAMP)  ## retrain everything of a profile (PROFILE=cpu|gpu|paper), then rebuild the book
+	$(PY) -m jcs.cli reproduce --profile $(PROFILE)
+	$(MAKE) book
+
+bench: $(STAMP)  ## speed/memory benchmark on this machine -> results/bench/
+	$(PY) -m jcs.cli bench
+
+lab: $(STAMP)  ## open JupyterLab with the project kernel
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:  ## remove build outputs (keeps .venv, data and results)
+	rm -rf _build .pytest_cache

@@ -1,0 +1,122 @@
+"""Provenance of a run: code version (git SHA + dirty flag), package versions, device name, peak
+memory, file hashes and timestamps, recorded in every results file (see :mod:`jcs.engine.results`)."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import resource
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+import torch
+
+import jcs
+
+REPO_ROOT = Path(jcs.__file__).resolve().parents[1]
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_state(repo: Path = REPO_ROOT) -> Dict[str, object]:
+    """``{"sha": str | None, "dirty": bool | None}`` of the checkout holding ``jcs`` (None outside
+    a git checkout or without git). Dirty = tracked files differ from HEAD."""
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                 timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if sha else None
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def package_versions() -> Dict[str, str]:
+    """Versions of python, torch, torchvision, numpy and jcs."""
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__,
+            "jcs": jcs.__version__}
+
+
+def cpu_name() -> str:
+    """CPU model from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def device_info(device: torch.device) -> Dict[str, object]:
+    """Name of ``device`` plus the CPU model and thread count (always useful for timings)."""
+    info: Dict[str, object] = {"type": device.type, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+                               "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["name"] = info["cpu"]
+    return info
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new CUDA peak-memory window (a no-op on CPU, where only the process peak exists)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> Dict[str, object]:
+    """Peak memory: CUDA max allocated since :func:`reset_peak_memory`, or on CPU the peak
+    resident set size of the whole process (``getrusage``; includes earlier runs of the process)."""
+    if device.type == "cuda":
+        return {"bytes": int(torch.cuda.max_memory_allocated(device)),
+                "kind": "cuda_max_allocated"}
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return {"bytes": int(kib * scale), "kind": "process_max_rss"}
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file (cached per path, size and modification time)."""
+    stat = os.stat(path)
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def hash_files(paths: Iterable[Path], root: Optional[Path] = None) -> Dict[str, object]:
+    """``{"files": {relative path: sha256}, "digest": sha256 of the sorted list}`` for the data
+    files a run used; paths are made relative to ``root`` when they lie under it."""
+    files: Dict[str, str] = {}
+    for path in sorted({Path(p) for p in paths}):
+        key = str(path)
+        if root is not None:
+            try:
+                key = str(path.resolve().relative_to(Path(root).resolve()))
+            except ValueError:
+                pass
+        files[key] = sha256_file(path)
+    listing = "".join(f"{name}\t{digest}\n" for name, digest in sorted(files.items()))
+    return {"files": files, "digest": hashlib.sha256(listing.encode()).hexdigest()}

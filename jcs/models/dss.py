@@ -1,0 +1,104 @@
+"""DSS: deeply supervised salient object detection with short connections (Hou et al., CVPR'17 /
+TPAMI'19), the "DSS" row of Table VII, re-implemented from models_and_metrics.md §1, §3.
+
+VGG-16 (no BN) with the Caffe net's pooling, six side paths (two k×k convs + ReLU and a 1×1 score
+conv each), short connections that feed deeper score maps into shallower sides, and a 1×1 fusion of
+the six side outputs. Differences from the Caffe model, all without effect on the parameter count:
+"same" padding instead of padding conv1_1 by 5 and cropping; fixed bilinear deconvolutions
+replaced by ``F.interpolate`` (no parameters); PyTorch floor-mode pooling; a single learning
+rate (the Caffe score/fusion convs used lr_mult 0.1); torchvision ImageNet weights with
+ImageNet-normalised RGB input instead of Caffe weights with BGR mean subtraction. The eval
+prediction is the released notebook's mean of sides 3, 4, 5 and the fusion, without its
+min-max normalisation and without the paper's CRF post-processing."""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import ConvReLU, upsample_like
+from .registry import register_model
+from .vgg import VGG16Body
+from .vgg_weights import Pretrained, load_vgg16_weights
+
+# (input channels, kernel, width) of the six side paths, shallowest first (§3 table).
+SIDE_PATHS = ((64, 3, 128), (128, 3, 128), (256, 5, 256), (512, 5, 256), (512, 5, 512), (512, 7, 512))
+
+
+class SidePath(nn.Sequential):
+    """Two k×k convs + ReLU, then a 1×1 conv to one score map."""
+
+    def __init__(self, cin: int, k: int, width: int):
+        super().__init__(ConvReLU(cin, width, k), ConvReLU(width, width, k), nn.Conv2d(width, 1, 1))
+
+
+class DSS(nn.Module):
+    """DSS on VGG-16. ``loss``: "paper" (summed sigmoid cross-entropy on the 6 sides and the
+    fusion) or "jcs" (BCE + soft Dice on the same 7 outputs)."""
+
+    def __init__(self, pretrained: Pretrained = None, loss: str = "paper"):
+        super().__init__()
+        if loss not in ("paper", "jcs"):
+            raise ValueError(f"dss: loss must be 'paper' or 'jcs', got {loss!r}")
+        self.loss = loss
+        self.body = VGG16Body(norm="none")
+        self.sides = nn.ModuleList(SidePath(*cfg) for cfg in SIDE_PATHS)
+        # short connections (§3): sides 4 and 3 take scores 6, 5; sides 2 and 1 take 5, fused 4,
+        # 6, fused 3.
+        self.short4 = nn.Conv2d(3, 1, 1)
+        self.short3 = nn.Conv2d(3, 1, 1)
+        self.short2 = nn.Conv2d(5, 1, 1)
+        self.short1 = nn.Conv2d(5, 1, 1)
+        self.fuse = nn.Conv2d(6, 1, 1)
+        for module in [*self.sides.modules(), self.short4, self.short3, self.short2, self.short1]:
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+        nn.init.constant_(self.fuse.weight, 1 / 6)
+        nn.init.zeros_(self.fuse.bias)
+        load_vgg16_weights(self.body, pretrained)
+
+    def _taps(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 and pool5a (strides 1 … 32)."""
+        stages = self.body.stages
+        c1 = stages[0](x)
+        c2 = stages[1](F.max_pool2d(c1, 2, 2))
+        c3 = stages[2](F.max_pool2d(c2, 2, 2))
+        c4 = stages[3](F.max_pool2d(c3, 2, 2))
+        c5 = stages[4](F.max_pool2d(c4, 3, 2, padding=1))
+        pool5a = F.avg_pool2d(F.max_pool2d(c5, 3, 2, padding=1), 3, 1, padding=1)
+        return [c1, c2, c3, c4, c5, pool5a]
+
+    def _logits(self, x: torch.Tensor) -> List[torch.Tensor]:
+        s1, s2, s3, s4, s5, s6 = [side(tap) for side, tap in zip(self.sides, self._taps(x))]
+
+        def short(conv: nn.Conv2d, own: torch.Tensor, *deeper: torch.Tensor) -> torch.Tensor:
+            return conv(torch.cat([own, *(upsample_like(d, own) for d in deeper)], dim=1))
+
+        f4 = short(self.short4, s4, s6, s5)
+        f3 = short(self.short3, s3, s6, s5)
+        f2 = short(self.short2, s2, s5, f4, s6, f3)
+        f1 = short(self.short1, s1, s5, f4, s6, f3)
+        sides = [upsample_like(s, x) for s in (f1, f2, f3, f4, s5, s6)]
+        return sides + [self.fuse(torch.cat(sides, dim=1))]
+
+    def forward(self, x: torch.Tensor):
+        """Training: 7 logits (sides 1–6, fusion) at input size; eval: the mean probability of
+        sides 3, 4, 5 and the fusion (released DSS notebook)."""
+        logits = self._logits(x)
+        if self.training:
+            return logits
+        return torch.stack([torch.sigmoid(logits[i]) for i in (2, 3, 4, 6)]).mean(dim=0)
+
+    def criterion(self) -> nn.Module:
+        from ..losses import BCEDiceLoss, SumBCELoss
+
+        return SumBCELoss() if self.loss == "paper" else BCEDiceLoss()
+
+
+@register_model("dss")
+def dss(pretrained: Pretrained = None, loss: str = "paper") -> DSS:
+    """DSS (Hou et al., TPAMI'19), VGG-16, 6 side outputs + fusion (62.23 M params)."""
+    return DSS(pretrained=pretrained, loss=loss)

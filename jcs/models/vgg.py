@@ -1,0 +1,73 @@
+"""VGG-16 convolutional body, shared by JCS (VGG16-BN, frozen BN) and the comparison methods
+(plain VGG16). Pooling differs per model (models_and_metrics.md §1), so this body holds only
+the 13 conv layers grouped in five stages; each model applies its own pooling between them."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+
+from .layers import make_norm
+
+VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+class VGGConv(nn.Module):
+    """conv3×3 (bias) → optional BN → ReLU: one VGG layer."""
+
+    def __init__(self, cin: int, cout: int, norm: str):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=True)
+        self.bn = make_norm(cout, norm)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class VGG16Body(nn.Module):
+    """The five VGG-16 stages without pooling. ``norm``: "none" (VGG16), "frozen" (VGG16-BN with
+    FrozenBatchNorm2d, as JCS) or "bn". ``stages[i](x)`` gives conv{i+1}_{last} features."""
+
+    def __init__(self, norm: str = "none"):
+        super().__init__()
+        self.norm = norm
+        stages: List[nn.Sequential] = []
+        cin = 3
+        for widths in VGG16_STAGES:
+            layers = []
+            for cout in widths:
+                layers.append(VGGConv(cin, cout, norm))
+                cin = cout
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+
+    def conv_layers(self) -> List[VGGConv]:
+        """The 13 layers in torchvision ``features`` order (for loading ImageNet weights)."""
+        return [layer for stage in self.stages for layer in stage]
+
+    def load_torchvision_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> None:
+        """Copy weights from a torchvision ``vgg16`` / ``vgg16_bn`` state dict (keys
+        ``features.<i>.*``); every conv (and BN, when present) must be found."""
+        step = 3 if self.norm != "none" else 2
+        index = 0
+        for stage in self.stages:
+            for layer in stage:
+                prefix = f"features.{index}."
+                layer.conv.weight.data.copy_(state_dict[prefix + "weight"])
+                layer.conv.bias.data.copy_(state_dict[prefix + "bias"])
+                if self.norm != "none":
+                    bn_prefix = f"features.{index + 1}."
+                    for key in ("weight", "bias", "running_mean", "running_var"):
+                        getattr(layer.bn, key).data.copy_(state_dict[bn_prefix + key])
+                index += step
+            index += 1  # the max-pool after each stage
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Features of the five stages with no pooling in between (for tests and counting)."""
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
