@@ -241,11 +241,14 @@ def _object_similarity(values: np.ndarray) -> float:
 
 
 def _centroid(g: np.ndarray) -> tuple[int, int]:
-    """1-based (row, col) centroid of the GT, rounded half away from zero (MATLAB ``round``)."""
+    """GT centroid as 1-based (row, col) split indices: the 0-based mean pixel position rounded
+    half to even, plus 1 (pysodmetrics; models_and_metrics.md §8.2 example 5 needs this). Fan's
+    MATLAB code rounds the 1-based centroid half away from zero, one pixel further when the
+    centroid lies exactly half-way between two pixels."""
     area = g.sum()
-    rows = np.arange(1, g.shape[0] + 1) @ g.sum(axis=1) / area
-    cols = np.arange(1, g.shape[1] + 1) @ g.sum(axis=0) / area
-    return int(np.floor(rows + 0.5)), int(np.floor(cols + 0.5))
+    rows = np.arange(g.shape[0]) @ g.sum(axis=1) / area
+    cols = np.arange(g.shape[1]) @ g.sum(axis=0) / area
+    return int(np.round(rows)) + 1, int(np.round(cols)) + 1
 
 
 def _smeasure(p: np.ndarray, g: np.ndarray, alpha: float) -> float:

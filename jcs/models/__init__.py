@@ -2,4 +2,18 @@
 comparison methods of Table VII (U-Net, DSS, PoolNet, EGNet), behind one registry."""
 from .registry import create_model, describe_models, list_models, register_model
 
-__all__ = ["create_model", "describe_models", "list_models", "register_model"]
+# Importing a model module registers its models.
+from . import classifier, jcs_joint, jcs_seg  # noqa: E402,F401  (JCS models)
+# COMPARISON MODELS: the coordinator adds `from . import unet, dss, poolnet, egnet` here.
+
+from .classifier import ActivationMapLoss, JCSClassifier, class_activation_map  # noqa: E402
+from .jcs_joint import JCSJoint  # noqa: E402
+from .jcs_seg import JCSSeg  # noqa: E402
+from .res2net import Res2Net  # noqa: E402
+from .weights import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+
+__all__ = [
+    "ActivationMapLoss", "CheckpointError", "JCSClassifier", "JCSJoint", "JCSSeg", "Res2Net",
+    "class_activation_map", "create_model", "describe_models", "list_models", "load_checkpoint",
+    "register_model", "save_checkpoint",
+]

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..losses import BCEDiceLoss, SumBCELoss
 from .layers import ConvReLU, upsample_like
 from .registry import register_model
 from .vgg import VGG16Body
@@ -93,8 +94,6 @@ class DSS(nn.Module):
         return torch.stack([torch.sigmoid(logits[i]) for i in (2, 3, 4, 6)]).mean(dim=0)
 
     def criterion(self) -> nn.Module:
-        from ..losses import BCEDiceLoss, SumBCELoss
-
         return SumBCELoss() if self.loss == "paper" else BCEDiceLoss()
 
 

@@ -18,8 +18,8 @@ Ablations (Table V; the paper does not say what replaces a removed module, these
 * without AFF, each AFF(C) becomes :class:`PlainFusion`: concat(low, high) → conv3×3 C→C + ReLU →
   conv3×3 C→C + ReLU (no SE, no second injection of ``high``).
 
-Totals (frozen BN): ``jcs-seg-base`` 32,227,179, ``jcs-seg-efm`` 39,573,867, ``jcs-seg-aff``
-35,154,735.
+Totals (frozen BN; +8,448 with norm="bn"): ``jcs-seg-base`` 34,226,757, ``jcs-seg-efm``
+41,573,445, ``jcs-seg-aff`` 35,154,735.
 """
 from __future__ import annotations
 

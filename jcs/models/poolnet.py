@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..losses import BCEDiceLoss, SumBCELoss
 from .layers import upsample_like
 from .registry import register_model
 from .vgg import VGG16Body
@@ -123,8 +124,6 @@ class PoolNet(nn.Module):
         return [logits] if self.training else torch.sigmoid(logits)
 
     def criterion(self) -> nn.Module:
-        from ..losses import BCEDiceLoss, SumBCELoss
-
         return SumBCELoss() if self.loss == "paper" else BCEDiceLoss()
 
 

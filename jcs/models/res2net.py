@@ -162,7 +162,8 @@ def load_backbone_state(model: nn.Module, state: Dict[str, torch.Tensor], origin
                         skip: Sequence[str] = ("fc.",)) -> None:
     """Copy ``state`` into ``model`` by name, ignoring keys under ``skip`` and ``num_batches_tracked``;
     raise a ValueError naming ``origin`` and the missing / wrongly shaped tensors."""
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(tuple(skip))}
+    own = {k: v for k, v in model.state_dict().items()
+           if not k.startswith(tuple(skip)) and not k.endswith("num_batches_tracked")}
     missing = [k for k in own if k not in state]
     bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                  for k, v in own.items() if k in state and state[k].shape != v.shape]

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..losses import BCEDiceLoss
 from .registry import register_model
 
 
@@ -97,8 +98,6 @@ class UNet(nn.Module):
 
     def criterion(self) -> nn.Module:
         """BCE + soft Dice (the JCS loss), see the module docstring."""
-        from ..losses import BCEDiceLoss
-
         return BCEDiceLoss()
 
 

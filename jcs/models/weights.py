@@ -59,7 +59,8 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     return state_dict_of(read_checkpoint(path))
 
 
-def _listing(keys: Iterable[str]) -> str:
+def short_list(keys: Iterable[str]) -> str:
+    """The first few keys, comma-separated, with a count of the rest (for error messages)."""
     keys = list(keys)
     more = f" … (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
     return ", ".join(keys[:_SHOWN]) + more
@@ -78,11 +79,11 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor], origin: s
     if missing or unexpected or shapes:
         problems = []
         if missing:
-            problems.append(f"{len(missing)} missing keys: {_listing(missing)}")
+            problems.append(f"{len(missing)} missing keys: {short_list(missing)}")
         if unexpected:
-            problems.append(f"{len(unexpected)} unexpected keys: {_listing(unexpected)}")
+            problems.append(f"{len(unexpected)} unexpected keys: {short_list(unexpected)}")
         if shapes:
-            problems.append(f"{len(shapes)} shape mismatches: {_listing(shapes)}")
+            problems.append(f"{len(shapes)} shape mismatches: {short_list(shapes)}")
         raise CheckpointError(
             f"{origin} does not fit {type(model).__name__}: " + "; ".join(problems)
             + ". Was it saved from another model or with other options (e.g. norm=)?"
