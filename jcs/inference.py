@@ -126,11 +126,11 @@ def fold_batchnorm(model: nn.Module, example: Optional[torch.Tensor] = None) -> 
 
     A frozen/eval BN computes ``y = (x − μ)·γ/√(σ²+ε) + β``, a per-channel affine ``a·x + b``; for
     ``x = W*z + c`` this is ``(a·W)*z + (a·c + b)``. The model must be in eval mode (it is put there);
-    ``example`` (default 1×3×64×64 zeros on the model's device) is run once to find the pairs."""
+    ``example`` (default 1×3×128×128 zeros on the model's device) is run once to find the pairs."""
     model.eval()
     if example is None:
         parameter = next(model.parameters())
-        example = torch.zeros(1, 3, 64, 64, device=parameter.device, dtype=parameter.dtype)
+        example = torch.zeros(1, 3, 128, 128, device=parameter.device, dtype=parameter.dtype)
     pairs = find_conv_norm_pairs(model, example)
     modules = dict(model.named_modules())
     with torch.no_grad():
@@ -155,7 +155,7 @@ fold_frozen_bn = fold_batchnorm
 
 
 def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, fold_bn: bool = True,
-                           channels_last: bool = True, example_size: int = 64) -> nn.Module:
+                           channels_last: bool = True, example_size: int = 128) -> nn.Module:
     """Eval mode, BN folded (:func:`fold_batchnorm`), moved to ``device``, channels-last.
     Modifies and returns ``model`` (copy it first to keep the original)."""
     device = resolve_device(device)

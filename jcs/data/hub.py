@@ -168,7 +168,7 @@ def fetch(name: str, root: str | os.PathLike | None = None, progress: bool = Tru
                     f"download is damaged or upstream changed. Retry, or place {dest} by hand.\n"
                     f"{_manual_instructions(info, folder)}")
             part.replace(dest)
-    if name == "medseg" and (base / DATASETS["covid-semiseg"].folder).is_dir():
+    if name == "medseg" and any((base / DATASETS["covid-semiseg"].folder).glob("*/Imgs/*.jpg")):
         make_infnet_split(base)
     return verify(name, base)
 

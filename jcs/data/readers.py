@@ -60,7 +60,7 @@ def read_slice(path: str | Path) -> np.ndarray:
     if image.mode not in _GRAY_CONVERTIBLE:
         raise DataError(f"{path}: image mode {image.mode!r} (e.g. 16-bit) is not an 8-bit slice; "
                         "convert it to 8-bit first (for HU data use jcs.data.window).")
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+    return np.array(image.convert("L"), dtype=np.uint8)
 
 
 def read_label_map(path: str | Path) -> np.ndarray:
@@ -69,7 +69,7 @@ def read_label_map(path: str | Path) -> np.ndarray:
     if image.mode not in {"1", "L", "P"}:
         raise DataError(f"{path}: a label map must be a 1-bit, 8-bit gray or palette image, got "
                         f"mode {image.mode!r}.")
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -268,6 +268,7 @@ def read_dicom_series(files: list[Path], source: str | Path) -> Volume:
     headers = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Invalid value for VR", category=UserWarning)
+        warnings.filterwarnings("ignore", message="End of file reached", category=UserWarning)
         for path in sorted(files, key=lambda p: natural_key(p.name)):
             try:
                 headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
@@ -292,7 +293,12 @@ def read_dicom_series(files: list[Path], source: str | Path) -> Volume:
         slices = []
         for path, header in headers:
             syntax = header.file_meta.get("TransferSyntaxUID")
-            if syntax is not None and not get_decoder(syntax).is_available:
+            try:
+                available = syntax is None or get_decoder(syntax).is_available
+            except NotImplementedError as exc:
+                raise DataError(f"{path}: pydicom cannot decode transfer syntax {syntax} ({exc}); "
+                                "convert the series to uncompressed DICOM (e.g. gdcmconv --raw).") from exc
+            if not available:
                 raise MissingDependencyError(
                     f"{path}: pixel data is compressed ({syntax.name}); install pylibjpeg and "
                     "pylibjpeg-libjpeg (`pip install 'jcs[io]'`) or GDCM to decode it.")

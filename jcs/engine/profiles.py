@@ -83,6 +83,7 @@ class Profile:
     preload: bool = True  # keep non-augmented splits in memory as tensors
     eval_batch_size: int = 8
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always saves)
+    seg_eval_size: Optional[int] = 512  # label size of the segmentation metrics; None = input size
     preview_count: int = 8  # test slices saved as PNG beside the results file
     preview_size: int = 256
     max_loss_points: int = 2000  # iteration-loss curve is subsampled to at most this many points
@@ -157,6 +158,7 @@ training and 4 evaluation images, 2 epochs of 1 iteration at batch 2.""",
     cls=Recipe(size=64, epochs=2, batch_size=2, optimizer="sgd", lr=0.01, schedule="step",
                step_epochs=1, max_train=4, max_eval=4, max_iters=1),
     eval_batch_size=4,
+    seg_eval_size=None,
     preview_count=2,
     preview_size=64,
 )

@@ -25,7 +25,9 @@ from .vgg import VGG16Body
 from .vgg_weights import Pretrained, load_vgg16_weights
 
 # (input channels, kernel, width) of the six side paths, shallowest first (§3 table).
-SIDE_PATHS = ((64, 3, 128), (128, 3, 128), (256, 5, 256), (512, 5, 256), (512, 5, 512), (512, 7, 512))
+SIDE_PATHS = (
+    (64, 3, 128), (128, 3, 128), (256, 5, 256), (512, 5, 256), (512, 5, 512), (512, 7, 512)
+)
 
 
 class SidePath(nn.Sequential):
@@ -43,7 +45,7 @@ class DSS(nn.Module):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"dss: loss must be 'paper' or 'jcs', got {loss!r}")
-        self.loss = loss
+        self.loss_kind = loss
         self.body = VGG16Body(norm="none")
         self.sides = nn.ModuleList(SidePath(*cfg) for cfg in SIDE_PATHS)
         # short connections (§3): sides 4 and 3 take scores 6, 5; sides 2 and 1 take 5, fused 4,
@@ -94,7 +96,7 @@ class DSS(nn.Module):
         return torch.stack([torch.sigmoid(logits[i]) for i in (2, 3, 4, 6)]).mean(dim=0)
 
     def criterion(self) -> nn.Module:
-        return SumBCELoss() if self.loss == "paper" else BCEDiceLoss()
+        return SumBCELoss() if self.loss_kind == "paper" else BCEDiceLoss()
 
 
 @register_model("dss")

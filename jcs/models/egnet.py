@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..losses import BalancedBCELoss, BCEDiceLoss, EGNetLoss, mask_to_edges
-from .layers import upsample_like
+from .layers import ConvReLU, upsample_like
 from .registry import register_model
 from .vgg import VGG16Body
 from .vgg_weights import Pretrained, load_vgg16_weights
@@ -41,15 +41,12 @@ def _up(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 def _conv_block(channels: int, k: int) -> nn.Sequential:
     """Three k×k convs ("same" padding, bias) each followed by ReLU."""
-    layers = []
-    for _ in range(3):
-        layers += [nn.Conv2d(channels, channels, k, padding=k // 2), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*[ConvReLU(channels, channels, k) for _ in range(3)])
 
 
-def _reduce(cin: int, cout: int) -> nn.Sequential:
+def _reduce(cin: int, cout: int) -> ConvReLU:
     """1×1 conv without bias + ReLU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
+    return ConvReLU(cin, cout, 1, bias=False)
 
 
 class SalientEdgeFeatures(nn.Module):
@@ -115,7 +112,8 @@ class EGNetJCSLoss(nn.Module):
         self.edge_loss = BalancedBCELoss(reduction="mean")
 
     def forward(self, outputs: Dict[str, List[torch.Tensor]], mask: torch.Tensor) -> torch.Tensor:
-        return self.sal_loss(outputs["sal"], mask) + self.edge_loss(outputs["edge"], mask_to_edges(mask))
+        edges = mask_to_edges(mask)
+        return self.sal_loss(outputs["sal"], mask) + self.edge_loss(outputs["edge"], edges)
 
 
 class EGNet(nn.Module):
@@ -126,11 +124,9 @@ class EGNet(nn.Module):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"egnet: loss must be 'paper' or 'jcs', got {loss!r}")
-        self.loss = loss
+        self.loss_kind = loss
         self.body = VGG16Body(norm="none")
-        self.conv6 = nn.Sequential(
-            *[m for _ in range(3) for m in (nn.Conv2d(512, 512, 3, padding=1, bias=False), nn.ReLU(True))]
-        )
+        self.conv6 = nn.Sequential(*[ConvReLU(512, 512, 3, bias=False) for _ in range(3)])
         self.merge1 = SalientEdgeFeatures()
         self.merge2 = EdgeGuidance()
         load_vgg16_weights(self.body, pretrained)
@@ -156,7 +152,7 @@ class EGNet(nn.Module):
         return {"sal": sal, "edge": [_up(edge_logit, x)]}
 
     def criterion(self) -> nn.Module:
-        return EGNetLoss() if self.loss == "paper" else EGNetJCSLoss()
+        return EGNetLoss() if self.loss_kind == "paper" else EGNetJCSLoss()
 
 
 @register_model("egnet")

@@ -47,12 +47,17 @@ class GlobalGuidance(nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(
             nn.Sequential(
-                nn.AdaptiveAvgPool2d(b), nn.Conv2d(channels, channels, 1, bias=False), nn.ReLU(True)
+                nn.AdaptiveAvgPool2d(b),
+                nn.Conv2d(channels, channels, 1, bias=False),
+                nn.ReLU(inplace=True),
             )
             for b in PPM_BINS
         )
-        self.merge = nn.Sequential(_conv3x3(channels * (len(PPM_BINS) + 1), channels), nn.ReLU(True))
-        self.ggfs = nn.ModuleList(nn.Sequential(_conv3x3(channels, w), nn.ReLU(True)) for w in widths)
+        pyramid_channels = channels * (len(PPM_BINS) + 1)
+        self.merge = nn.Sequential(_conv3x3(pyramid_channels, channels), nn.ReLU(inplace=True))
+        self.ggfs = nn.ModuleList(
+            nn.Sequential(_conv3x3(channels, w), nn.ReLU(inplace=True)) for w in widths
+        )
 
     def forward(self, top: torch.Tensor, laterals: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         pyramid = [top] + [_up(branch(top), top) for branch in self.branches]
@@ -87,7 +92,7 @@ class PoolNet(nn.Module):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"poolnet: loss must be 'paper' or 'jcs', got {loss!r}")
-        self.loss = loss
+        self.loss_kind = loss
         self.body = VGG16Body(norm="none")
         self.ggm = GlobalGuidance()
         self.fams = nn.ModuleList(FAM(cin, cout, fuse) for cin, cout, fuse in FAM_CONFIGS)
@@ -103,7 +108,7 @@ class PoolNet(nn.Module):
         if min(x.shape[-2:]) < MIN_INPUT_SIZE:
             raise ValueError(
                 f"poolnet: input {tuple(x.shape[-2:])} is too small; PoolNet needs at least "
-                f"{MIN_INPUT_SIZE}×{MIN_INPUT_SIZE} pixels (its 1/16 feature must fit an 8×8 pool)"
+                f"{MIN_INPUT_SIZE}×{MIN_INPUT_SIZE} pixels (its 1/16 map must hold an 8×8 pool)"
             )
         stages = self.body.stages
         features = [stages[0](x)]
@@ -124,7 +129,7 @@ class PoolNet(nn.Module):
         return [logits] if self.training else torch.sigmoid(logits)
 
     def criterion(self) -> nn.Module:
-        return SumBCELoss() if self.loss == "paper" else BCEDiceLoss()
+        return SumBCELoss() if self.loss_kind == "paper" else BCEDiceLoss()
 
 
 @register_model("poolnet")

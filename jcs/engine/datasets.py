@@ -1,0 +1,244 @@
+"""The data of each experiment, assembled from :mod:`jcs.data` (no other data source is used).
+
+* Segmentation: ``SegmentationSlices`` (MedSeg, Inf-Net split: 50 train / 48 test) at the
+  recipe's size; test masks at ``seg_eval_size`` (512 = MedSeg's native size: predictions are
+  bilinearly resized to the label size, as the authors' ``test_joint.py``, jcs_official.md §4.5).
+* Classification: UCSD COVID-CT official split (train / val for model selection / test).
+  The pixel-supervised classifier (paper Fig. 9) also trains on the MedSeg TRAIN slices as
+  COVID-19 positives with their lesion masks; MedSeg test slices are never trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from jcs.data import (ClassificationSlices, SegmentationSlices, data_root, get_dataset_info,
+                      list_datasets)
+
+from .profiles import Profile, Recipe
+from .provenance import hash_files
+
+DEFAULT_DATASET = {"segmentation": "medseg", "classification": "ucsd-covid-ct"}
+
+
+def task_of(model_name: str) -> str:
+    """``"classification"`` for the classifiers (``jcs-classifier*``), else ``"segmentation"``."""
+    return "classification" if "classifier" in model_name else "segmentation"
+
+
+def evenly_spaced(total: int, count: Optional[int]) -> Optional[List[int]]:
+    """``count`` indices spread evenly over ``range(total)`` (both ends included), or None for
+    all. Classification splits list COVID first, so a small subset still has both classes."""
+    if count is None or count >= total:
+        return None
+    return [int(i) for i in np.linspace(0, total - 1, count).round()]
+
+
+class MemoryDataset(Dataset):
+    """All items of a (non-augmented) dataset read once and kept in memory."""
+
+    def __init__(self, dataset: Dataset):
+        self.source = dataset
+        self.items = [dataset[i] for i in range(len(dataset))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+class SizedMasks(Dataset):
+    """Images of ``inputs`` with the masks of ``targets`` (the same slices at another size)."""
+
+    def __init__(self, inputs: Dataset, targets: Dataset):
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.inputs[index])
+        item["mask"] = self.targets[index]["mask"]
+        return item
+
+
+class WithEmptyMask(Dataset):
+    """Classification items plus an all-zero ``mask`` (no pixel supervision for them)."""
+
+    def __init__(self, dataset: Dataset, size: int):
+        self.dataset, self.size = dataset, size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        item["mask"] = torch.zeros(1, self.size, self.size)
+        return item
+
+
+class LesionSlicesAsPositives(Dataset):
+    """Segmentation items as COVID-19 classification items: ``label`` 1, mask kept, name
+    prefixed with the dataset name."""
+
+    def __init__(self, dataset: Dataset, prefix: str):
+        self.dataset, self.prefix = dataset, prefix
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.dataset[index]
+        return {"image": item["image"], "label": 1, "mask": item["mask"],
+                "name": f"{self.prefix}/{item['name']}"}
+
+
+def data_files(dataset: Dataset) -> List[Path]:
+    """Files read by ``dataset`` (jcs.data datasets, the wrappers above, ConcatDataset)."""
+    if isinstance(dataset, MemoryDataset):
+        return data_files(dataset.source)
+    if isinstance(dataset, SizedMasks):
+        return data_files(dataset.inputs) + data_files(dataset.targets)
+    if isinstance(dataset, (WithEmptyMask, LesionSlicesAsPositives)):
+        return data_files(dataset.dataset)
+    if isinstance(dataset, ConcatDataset):
+        return [f for part in dataset.datasets for f in data_files(part)]
+    samples = getattr(dataset, "samples", [])
+    return [Path(v) for sample in samples for v in sample if isinstance(v, Path)]
+
+
+def item_names(dataset: Dataset) -> List[str]:
+    """Item names without loading images where the dataset lists them."""
+    if isinstance(dataset, MemoryDataset):
+        return [item["name"] for item in dataset.items]
+    if isinstance(dataset, SizedMasks):
+        return item_names(dataset.inputs)
+    if isinstance(dataset, WithEmptyMask):
+        return item_names(dataset.dataset)
+    if isinstance(dataset, LesionSlicesAsPositives):
+        return [f"{dataset.prefix}/{n}" for n in item_names(dataset.dataset)]
+    if isinstance(dataset, ConcatDataset):
+        return [n for part in dataset.datasets for n in item_names(part)]
+    samples = getattr(dataset, "samples", None)
+    if samples is not None:
+        return [str(sample[0]) for sample in samples]
+    return [dataset[i]["name"] for i in range(len(dataset))]
+
+
+def _manifest() -> Dict[str, str]:
+    """``{path under the data root: sha256}`` from the jcs.data registry manifests."""
+    out: Dict[str, str] = {}
+    for name in list_datasets():
+        info = get_dataset_info(name)
+        out.update({f"{info.folder}/{path}": digest for path, digest in info.manifest().items()})
+    return out
+
+
+def describe_data(dataset_name: str, splits: Mapping[str, Dataset]) -> Dict[str, object]:
+    """The ``data`` block of a results file: dataset, split names, sha256 of every file read
+    (relative to the data root) and whether they all match the registry manifest."""
+    files: List[Path] = []
+    for split in splits.values():
+        files += data_files(split)
+    hashed = hash_files(files, root=data_root())
+    manifest = _manifest()
+    mismatched = [k for k, v in hashed["files"].items() if manifest.get(k) not in (None, v)]
+    unknown = [k for k in hashed["files"] if k not in manifest]
+    return {"dataset": dataset_name, "root": str(data_root()),
+            "splits": {k: item_names(v) for k, v in splits.items()},
+            "files": hashed["files"], "digest": hashed["digest"],
+            "manifest_match": not mismatched and not unknown,
+            "manifest_mismatched": mismatched, "not_in_manifest": unknown}
+
+
+@dataclass
+class Splits:
+    """Datasets of one training run: ``train``; ``val`` (classifier selection) or None; ``test``."""
+
+    train: Dataset
+    val: Optional[Dataset]
+    test: Dataset
+
+    def as_dict(self) -> Dict[str, Dataset]:
+        return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test))
+                if v is not None}
+
+
+def _maybe_preload(dataset: Dataset, profile: Profile) -> Dataset:
+    return MemoryDataset(dataset) if profile.preload else dataset
+
+
+def segmentation_splits(name: str, recipe: Recipe, profile: Profile, root=None) -> Splits:
+    """MedSeg (or another segmentation dataset) train/test at the recipe's size."""
+    size = recipe.size
+    n_train = len(SegmentationSlices(name, "train", size, root=root))
+    n_test = len(SegmentationSlices(name, "test", size, root=root))
+    train_idx, test_idx = evenly_spaced(n_train, recipe.max_train), evenly_spaced(n_test, recipe.max_eval)
+    train = SegmentationSlices(name, "train", size, augment=recipe.augment, root=root,
+                               indices=train_idx)
+    if not recipe.augment:
+        train = _maybe_preload(train, profile)
+    test: Dataset = SegmentationSlices(name, "test", size, root=root, indices=test_idx)
+    gt_size = profile.seg_eval_size or size
+    if gt_size != size:
+        test = SizedMasks(test, SegmentationSlices(name, "test", gt_size, root=root, indices=test_idx))
+    return Splits(train=train, val=None, test=_maybe_preload(test, profile))
+
+
+def classification_splits(name: str, recipe: Recipe, profile: Profile, pixel_supervised: bool,
+                          lesion_dataset: str = "medseg", root=None) -> Splits:
+    """UCSD COVID-CT train/val/test at the recipe's size; with ``pixel_supervised`` the training
+    set also holds the ``lesion_dataset`` TRAIN slices (label 1, with masks)."""
+    size = recipe.size
+
+    def split(part: str, count: Optional[int], augment: bool) -> ClassificationSlices:
+        total = len(ClassificationSlices(name, part, size, root=root))
+        return ClassificationSlices(name, part, size, augment=augment, root=root,
+                                    indices=evenly_spaced(total, count))
+
+    train: Dataset = split("train", recipe.max_train, recipe.augment)
+    if pixel_supervised:
+        n_lesion = len(SegmentationSlices(lesion_dataset, "train", size, root=root))
+        lesions = SegmentationSlices(lesion_dataset, "train", size, augment=recipe.augment, root=root,
+                                     indices=evenly_spaced(n_lesion, recipe.max_train))
+        train = ConcatDataset([WithEmptyMask(train, size),
+                               LesionSlicesAsPositives(lesions, lesion_dataset)])
+    if not recipe.augment:
+        train = _maybe_preload(train, profile)
+    val = _maybe_preload(split("val", recipe.max_eval, False), profile)
+    test = _maybe_preload(split("test", recipe.max_eval, False), profile)
+    return Splits(train=train, val=val, test=test)
+
+
+def build_splits(task: str, dataset: Optional[str], recipe: Recipe, profile: Profile,
+                 pixel_supervised: bool = False, root=None) -> Splits:
+    """The splits of a run of ``task`` on registry dataset ``dataset`` (default per task)."""
+    name = dataset or DEFAULT_DATASET[task]
+    if task == "segmentation":
+        if pixel_supervised:
+            raise ValueError("pixel_supervised applies to classifiers only")
+        return segmentation_splits(name, recipe, profile, root)
+    return classification_splits(name, recipe, profile, pixel_supervised, root=root)
+
+
+def custom_splits(splits: Mapping[str, Dataset]) -> Splits:
+    """Splits given directly as ``{"train": ..., "test": ..., "val": ...}`` (e.g. synthetic data)."""
+    missing = [k for k in ("train", "test") if k not in splits]
+    if missing:
+        raise ValueError(f"dataset dict needs keys 'train' and 'test' (missing {missing}); "
+                         f"got {sorted(splits)}")
+    return Splits(train=splits["train"], val=splits.get("val"), test=splits["test"])
+
+
+def fixed_names(names: Sequence[str], count: int) -> List[str]:
+    """``count`` names spread evenly over ``names`` (the slices previewed as PNG)."""
+    idx = evenly_spaced(len(names), count)
+    return list(names) if idx is None else [names[i] for i in idx]
