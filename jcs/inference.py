@@ -3,8 +3,12 @@
 The optimised path is: eval mode, batch norms folded into the preceding convolutions
 (:func:`fold_batchnorm`; every backbone BN of JCS is a ``FrozenBatchNorm2d``, i.e. a fixed
 per-channel affine, jcs_official.md §4.1-4.2), channels-last memory format, ``torch.inference_mode``
-and bf16 autocast where the hardware runs bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX
-through oneDNN). :func:`predict` runs a model over a stack of inputs in batches along that path.
+and bf16 where the hardware runs it natively (CUDA, or a CPU with AVX512-BF16/AMX through oneDNN).
+
+Precisions (:data:`PRECISIONS`): ``"fp32"``; ``"autocast"`` = fp32 weights under bf16 autocast;
+``"bf16"`` = weights and activations cast to bf16 (no per-call weight casts: on a 2-core AMX CPU
+about 2× faster than autocast for the JCS segmentation model, see ``results/bench``).
+:func:`predict` runs a model over a stack of inputs in batches along that path.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from .models.layers import FrozenBatchNorm2d
 
 DeviceLike = Union[str, torch.device, None]
+PRECISIONS = ("fp32", "autocast", "bf16")
 
 # Tensor methods that read metadata only; calling them on a conv output does not consume it.
 _METADATA_CALLS = {"__get__", "size", "dim", "ndimension", "numel", "stride", "is_contiguous",
@@ -154,45 +159,71 @@ def fold_batchnorm(model: nn.Module, example: Optional[torch.Tensor] = None) -> 
 fold_frozen_bn = fold_batchnorm
 
 
-def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, fold_bn: bool = True,
-                           channels_last: bool = True, example_size: int = 128) -> nn.Module:
-    """Eval mode, BN folded (:func:`fold_batchnorm`), moved to ``device``, channels-last.
-    Modifies and returns ``model`` (copy it first to keep the original)."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` → ``"bf16"`` where bf16 is native (:func:`bf16_supported`), else ``"fp32"``;
+    other values must be one of :data:`PRECISIONS`."""
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, precision: str = "fp32",
+                           fold_bn: bool = True, channels_last: bool = True,
+                           example_size: int = 128) -> nn.Module:
+    """Eval mode, BN folded (:func:`fold_batchnorm`), moved to ``device``, channels-last, no
+    gradients, and with ``precision="bf16"`` the weights cast to bf16. Modifies and returns
+    ``model`` (deep-copy it first to keep the original). Run it with :func:`predict` or inside
+    :func:`inference_context` with the same ``precision``."""
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     model = model.eval().to(device)
     if fold_bn:
         fold_batchnorm(model, torch.zeros(1, 3, example_size, example_size, device=device))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
 
 
 @contextlib.contextmanager
-def inference_context(device: torch.device, bf16: bool) -> Iterator[None]:
-    """``torch.inference_mode`` plus, when ``bf16``, bf16 autocast on ``device``."""
+def inference_context(device: torch.device, precision: str = "fp32") -> Iterator[None]:
+    """``torch.inference_mode`` plus bf16 autocast on ``device`` when ``precision="autocast"``."""
     with torch.inference_mode():
-        if bf16:
+        if precision == "autocast":
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                 yield
         else:
             yield
 
 
+def prepare_input(batch: torch.Tensor, device: torch.device, precision: str = "fp32",
+                  channels_last: bool = True) -> torch.Tensor:
+    """Move an N×C×H×W batch to ``device``, in bf16 for ``precision="bf16"``, channels-last."""
+    batch = batch.to(device, non_blocking=True)
+    if precision == "bf16":
+        batch = batch.to(torch.bfloat16)
+    if channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
-            device: DeviceLike = None, bf16: bool = False, channels_last: bool = True,
+            device: DeviceLike = None, precision: str = "fp32", channels_last: bool = True,
             output: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
     """Run ``model`` over ``inputs`` (N×C×H×W, on the CPU) in batches of ``batch_size`` and return
     the stacked float32 outputs on the CPU; ``output`` post-processes each batch's raw output on
-    the device (e.g. a softmax) before it is gathered."""
+    the device (e.g. a softmax) before it is gathered. ``precision`` as given to
+    :func:`optimize_for_inference` (``"bf16"`` needs a model cast to bf16)."""
     device = resolve_device(device)
     results = []
-    with inference_context(device, bf16):
+    with inference_context(device, precision):
         for start in range(0, inputs.shape[0], batch_size):
-            batch = inputs[start:start + batch_size].to(device, non_blocking=True)
-            if channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            batch = prepare_input(inputs[start:start + batch_size], device, precision, channels_last)
             result = model(batch)
             if output is not None:
                 result = output(result)

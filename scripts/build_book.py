@@ -14,31 +14,39 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["dataset", "classification", "ablation", "comparison", "dice_distribution", "runtime"]
+NOTEBOOKS = ["dataset", "classification", "ablation", "comparison", "dice_distribution", "runtime",
+             "summary"]
 
 
-def execute_notebooks(names, parameters, out_dir: Path) -> None:
+def execute_notebooks(names, parameters, out_dir: Path, notebooks_dir: Path = ROOT / "notebooks") -> None:
+    """Run ``notebooks_dir/<name>.ipynb`` with papermill (working directory ``notebooks_dir``)
+    and write the executed copies to ``out_dir/<name>.ipynb``. A failing cell stops the run
+    with papermill's error, which names the notebook and the cell."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
-        src = ROOT / "notebooks" / f"{name}.ipynb"
+        src = notebooks_dir / f"{name}.ipynb"
         if not src.exists():
-            continue
+            raise FileNotFoundError(f"{src} does not exist; valid notebooks: {', '.join(NOTEBOOKS)}")
         start = time.time()
-        print(f"[book] executing {src.relative_to(ROOT)} ...", flush=True)
+        print(f"[book] executing {src.name} ...", flush=True)
         pm.execute_notebook(
             str(src), str(out_dir / f"{name}.ipynb"), parameters=parameters,
-            kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False,
+            kernel_name="python3", cwd=str(notebooks_dir), progress_bar=False,
         )
         print(f"[book]   done in {time.time() - start:.0f} s", flush=True)
 
 
-def build_html(builddir: Path) -> None:
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(builddir),
-           "-W", "-n", "--keep-going"]
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    print(f"[book] open {builddir / '_build' / 'html' / 'index.html'}")
+def build_html(builddir: Path, source: Path = ROOT) -> Path:
+    """``jupyter-book build source`` into ``builddir/_build/html`` (warnings are errors);
+    returns the HTML folder."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(source), "--path-output",
+           str(builddir), "-W", "-n", "--keep-going"]
+    subprocess.run(cmd, check=True, cwd=source)
+    html = Path(builddir) / "_build" / "html"
+    print(f"[book] open {html / 'index.html'}")
+    return html
 
 
 def main(argv=None) -> int:

@@ -16,3 +16,44 @@ def data_dir() -> Path:
         pytest.skip(f"real data not found at {path}; set JCS_DATA_DIR to the folder that holds "
                     "medseg_covid19_ct100/, ucsd_covid_ct/, ... (see data/README.md)")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Smoke results and executed notebooks (tests/test_report.py, test_notebooks.py, test_book.py).
+# Tests using them carry @pytest.mark.xdist_group("smoke") so that one xdist worker builds them.
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory, data_dir) -> Path:
+    """A results folder of the smoke profile made by the engine on the real data (every
+    experiment, seed 0, plus seed 1 of ``table5/jcs-seg-base`` so that a table has a std)
+    and a smoke benchmark; checkpoints under ``<tmp>/runs``. Takes a few minutes."""
+    from jcs.engine import reproduce
+
+    root = tmp_path_factory.mktemp("smoke")
+    results, runs = root / "results", root / "runs"
+    reproduce("smoke", results_dir=results, runs_dir=runs, data_root=data_dir, quiet=True)
+    reproduce("smoke", results_dir=results, runs_dir=runs, data_root=data_dir, quiet=True,
+              seeds=[1], only=["table5/jcs-seg-base"])
+    return results
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory, smoke_results, data_dir) -> Path:
+    """Every notebook executed once with papermill on ``smoke_results`` (profile smoke), in the
+    folder returned; shared by the notebook tests and the book build."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_book", REPO / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    os.environ.setdefault("JCS_DATA_DIR", str(data_dir))
+    from papermill.exceptions import PapermillExecutionError
+
+    out = tmp_path_factory.mktemp("executed")
+    params = {"profile": "smoke", "results_dir": str(smoke_results)}
+    for name in build_book.NOTEBOOKS:
+        try:
+            build_book.execute_notebooks([name], params, out)
+        except PapermillExecutionError:
+            pass  # the executed copy keeps the error cell; test_notebooks.py reports it
+    return out

@@ -193,11 +193,11 @@ def test_seg_local_vgg_weights(tmp_path):
 
 def test_classifier_outputs_and_gradients(cls50):
     torch.manual_seed(3)
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     cls50.train()
     cls50.zero_grad(set_to_none=True)
     logits, features = cls50.forward_with_features(x)
-    assert logits.shape == (2, 2) and features.shape == (2, 2048, 2, 2)
+    assert logits.shape == (2, 2) and features.shape == (2, 2048, 1, 1)
     assert cls50.features_layer == "layer4" and cls50.fc.bias is None
     loss = cls50.criterion()(logits, torch.tensor([0, 1]))
     loss.backward()

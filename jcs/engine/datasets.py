@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from jcs.data import (ClassificationSlices, SegmentationSlices, data_root, get_dataset_info,
-                      list_datasets)
+                      list_datasets, read_slice)
+from jcs.data.transforms import resize_center_crop
 
 from .profiles import Profile, Recipe
 from .provenance import hash_files
@@ -99,6 +100,22 @@ class LesionSlicesAsPositives(Dataset):
         item = self.dataset[index]
         return {"image": item["image"], "label": 1, "mask": item["mask"],
                 "name": f"{self.prefix}/{item['name']}"}
+
+
+class PatientSlices(Dataset):
+    """The slices of one patient (file paths, superior → inferior) as classifier input: the
+    evaluation transform of ``ClassificationSlices`` (Resize + CenterCrop, scaled to ``size``)."""
+
+    def __init__(self, paths: Sequence[Path], size: int):
+        self.samples = [(Path(p).stem, Path(p)) for p in paths]
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        name, path = self.samples[index]
+        return {"image": resize_center_crop(read_slice(path), self.size), "label": -1, "name": name}
 
 
 def data_files(dataset: Dataset) -> List[Path]:

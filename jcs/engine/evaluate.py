@@ -121,6 +121,22 @@ def run_evaluation(model: nn.Module, dataset: Dataset, task: str, *, device: tor
     return result
 
 
+@torch.inference_mode()
+def classifier_scores(model: nn.Module, dataset: Dataset, *, device: torch.device,
+                      precision: str = "fp32", channels_last: bool = False,
+                      batch_size: int = 32) -> List[float]:
+    """P(COVID) = softmax(logits)[1] of every item of ``dataset``, in order."""
+    was_training = model.training
+    model.eval()
+    scores: List[float] = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        with autocast(device, precision):
+            logits = model(to_device(batch["image"], device, channels_last))
+        scores += torch.softmax(logits.float(), dim=1)[:, 1].cpu().tolist()
+    model.train(was_training)
+    return scores
+
+
 def load_trained_model(checkpoint: PathLike) -> tuple[nn.Module, Dict[str, Any]]:
     """Rebuild the model of a checkpoint written by :func:`jcs.engine.train` (``model.pt``:
     model name, options and input size are stored with the weights) and load it strictly."""

@@ -72,7 +72,7 @@ class Profile:
     cam_loss_weight: float = 1.0  # pixel-supervised classifier: CE + w·ActivationMapLoss
     cam_loss_mode: str = "dice"
     val_metric: str = "auc"  # classifier checkpoint selection on the validation split
-    joint_classifier: str = "jcs-classifier-pixel"  # which trained classifier seeds jcs-joint
+    joint_classifier: str = "pixel"  # trained classifier seeding jcs-joint: "pixel" or "image"
     patient_thresholds: Tuple[float, ...] = (15, 20, 25, 30)  # paper Table IV (~1 mm slices)
     paper_slice_mm: float = 1.0  # COVID-CS slice thickness 0.75–1.25 mm (PAPER.md)
     device: str = "auto"  # "auto" (CUDA > CPU), "cpu", "cuda", "cuda:1" ...
@@ -249,6 +249,8 @@ def get_profile(name: str | Profile = "smoke", overrides: Optional[Mapping[str, 
 
 def _validate(profile: Profile) -> None:
     choices = {"precision": ("auto", "bf16", "fp32"), "norm": ("bn", "frozen"),
+               "classifier": ("jcs-classifier", "jcs-classifier-res2net50"),
+               "joint_classifier": ("pixel", "image"),
                "cam_loss_mode": ("dice", "bce"), "val_metric": ("auc", "accuracy")}
     for key, allowed in choices.items():
         if getattr(profile, key) not in allowed:

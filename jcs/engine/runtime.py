@@ -11,32 +11,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from jcs.inference import bf16_supported, resolve_device
+
 
 def select_device(spec: str = "auto") -> torch.device:
-    """``"auto"``: the first CUDA GPU when there is one, else the CPU; otherwise ``spec`` as given
-    (``"cpu"``, ``"cuda"``, ``"cuda:1"``), checked to exist."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available; use device='cpu' "
-                           "or 'auto'")
-    return device
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 is fast here: an Ampere-or-newer GPU, or a CPU with AVX-512-BF16 or AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        cpu = torch.cpu
-        return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                    or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
-    return False
+    """``"auto"``: the first CUDA GPU when there is one, else the CPU; otherwise ``spec``
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``), checked to exist (:func:`jcs.inference.resolve_device`)."""
+    return resolve_device(spec)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` → ``"bf16"`` where :func:`bf16_supported`, else ``"fp32"``."""
+    """``"auto"`` → ``"bf16"`` where the hardware runs it natively (CUDA with bf16, a CPU with
+    AVX512-BF16/AMX; :func:`jcs.inference.bf16_supported`), else ``"fp32"``."""
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
     if precision not in ("bf16", "fp32"):

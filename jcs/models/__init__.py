@@ -4,7 +4,7 @@ from .registry import create_model, describe_models, list_models, register_model
 
 # Importing a model module registers its models.
 from . import classifier, jcs_joint, jcs_seg  # noqa: E402,F401  (JCS models)
-# COMPARISON MODELS: the coordinator adds `from . import unet, dss, poolnet, egnet` here.
+from . import dss, egnet, poolnet, unet  # noqa: E402,F401  (Table VII comparison models)
 
 from .classifier import ActivationMapLoss, JCSClassifier, class_activation_map  # noqa: E402
 from .jcs_joint import JCSJoint  # noqa: E402

@@ -44,13 +44,16 @@ class JCSClassifier(Res2Net):
         return nn.CrossEntropyLoss()
 
 
-@register_model("jcs-classifier", "JCS classifier: Res2Net-101-v1b-26w-4s, frozen BN, fc 2048→2")
-def jcs_classifier(norm: str = "frozen", pretrained: Union[bool, str, Path, None] = None) -> JCSClassifier:
+@register_model("jcs-classifier",
+                "JCS classifier: Res2Net-101-v1b-26w-4s, frozen BN, fc 2048→2 (43.06 M params).")
+def jcs_classifier(norm: str = "frozen",
+                   pretrained: Union[bool, str, Path, None] = None) -> JCSClassifier:
     """JCS classifier: Res2Net-101-v1b-26w-4s, frozen BN, fc 2048→2 (43,061,828 parameters)."""
     return JCSClassifier(depth=101, norm=norm, pretrained=pretrained)
 
 
-@register_model("jcs-classifier-res2net50", "JCS classifier on the lighter Res2Net-50-v1b-26w-4s")
+@register_model("jcs-classifier-res2net50",
+                "JCS classifier on the lighter Res2Net-50-v1b-26w-4s (23.61 M params).")
 def jcs_classifier_res2net50(norm: str = "frozen",
                              pretrained: Union[bool, str, Path, None] = None) -> JCSClassifier:
     """JCS classifier on Res2Net-50-v1b-26w-4s (a faster variant, not in the paper)."""
@@ -75,7 +78,9 @@ class ActivationMapLoss(nn.Module):
     lesion mask average-pooled to that resolution, on the images whose mask has a lesion only (a
     negative slice has no lesion to point at, and a max-normalised CAM cannot be all zero).
     ``mode="dice"``: 1 − soft Dice per image, averaged; ``mode="bce"``: binary cross-entropy
-    between CAM and the pooled mask. Computed in float32 (safe under autocast).
+    between CAM and the pooled mask. Computed in float32 (safe under autocast). Where the CAM is
+    zero everywhere (all weighted sums negative) the map term gives no gradient; the CE term then
+    still raises the COVID evidence of positive slices.
 
     Call ``loss(logits, features, fc_weight, labels, masks)`` with ``(logits, features) =
     model.forward_with_features(x)``, ``fc_weight = model.fc.weight``, ``masks`` N×1×H×W or None."""

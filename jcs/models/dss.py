@@ -9,7 +9,11 @@ replaced by ``F.interpolate`` (no parameters); PyTorch floor-mode pooling; a sin
 rate (the Caffe score/fusion convs used lr_mult 0.1); torchvision ImageNet weights with
 ImageNet-normalised RGB input instead of Caffe weights with BGR mean subtraction. The eval
 prediction is the released notebook's mean of sides 3, 4, 5 and the fusion, without its
-min-max normalisation and without the paper's CRF post-processing."""
+min-max normalisation and without the paper's CRF post-processing.
+
+Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
+were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import List

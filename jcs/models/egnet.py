@@ -13,7 +13,11 @@ its forward never uses; it is left out, so this model has 108,035,658 parameters
 official one counts 108,068,426 (models_and_metrics.md §0: 108.068 M). Torchvision ImageNet
 weights with ImageNet RGB input replace Caffe VGG weights with BGR mean subtraction; PyTorch
 default init for the added convs (not stated in the notes). The ResNet-50 variant is not
-provided."""
+provided.
+
+Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
+were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import Dict, List

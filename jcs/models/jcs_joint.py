@@ -107,7 +107,7 @@ class JCSJoint(JCSSeg):
         return model
 
 
-@register_model("jcs-joint", "JCS joint segmentation (VGG16-BN + Res2Net-101 features), Table VI")
+@register_model("jcs-joint", "JCS joint segmentation (VGG16-BN + Res2Net-101 features), Table VI (117.72 M params).")
 def jcs_joint(norm: str = "frozen", pretrained: Optional[bool] = None,
               vgg_pretrained: Union[bool, PathLike, None] = None,
               res2net_pretrained: Union[bool, PathLike, None] = None,

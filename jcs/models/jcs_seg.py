@@ -104,7 +104,8 @@ class AFF(nn.Module):
 
 
 class PlainFusion(nn.Module):
-    """Ablation stand-in for :class:`AFF`: concat(low, high) → conv3×3 C→C + ReLU → conv3×3 C→C + ReLU."""
+    """Ablation stand-in for :class:`AFF`: concat(low, high) → conv3×3 C→C + ReLU →
+    conv3×3 C→C + ReLU."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -194,11 +195,11 @@ def _builder(efm: bool, aff: bool):
     return build
 
 
-register_model("jcs-seg", "JCS segmentation (VGG16-BN + EFM + AFF), Tables V–VII")(_builder(True, True))
-register_model("jcs-seg-base", "Table V no. 1: JCS segmentation without EFM and AFF")(
-    _builder(False, False))
-register_model("jcs-seg-efm", "Table V no. 2: JCS segmentation with EFM, without AFF")(
-    _builder(True, False))
-register_model("jcs-seg-aff", "Table V no. 3: JCS segmentation with AFF, without EFM")(
-    _builder(False, True))
-
+VARIANTS = {  # name: (EFM, AFF, description)
+    "jcs-seg": (True, True, "JCS segmentation (VGG16-BN + EFM + AFF), Tables V-VII (42.50 M params)."),
+    "jcs-seg-base": (False, False, "Table V no. 1: JCS segmentation without EFM and AFF (34.23 M params)."),
+    "jcs-seg-efm": (True, False, "Table V no. 2: JCS segmentation with EFM, without AFF (41.57 M params)."),
+    "jcs-seg-aff": (False, True, "Table V no. 3: JCS segmentation with AFF, without EFM (35.15 M params)."),
+}
+for _name, (_efm, _aff, _description) in VARIANTS.items():
+    register_model(_name, _description)(_builder(_efm, _aff))

@@ -7,7 +7,11 @@ feature, applied before it is up-sampled and merged with the lateral and its GGF
 released code) on the relu2_2 … relu5_3 features; one output, no deep supervision. All added
 convs are bias-free except the score conv; init normal(0, 0.01). The released code's default
 ResNet-50 backbone is not provided. Deviation: torchvision ImageNet weights with ImageNet RGB
-input instead of Caffe VGG weights with BGR mean subtraction."""
+input instead of Caffe VGG weights with BGR mean subtraction.
+
+Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
+were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import List, Sequence

@@ -65,8 +65,8 @@ class Bottle2neck(nn.Module):
             outs.append(sp)
         outs.append(self.pool(splits[-1]) if self.first else splits[-1])
         out = self.bn3(self.conv3(torch.cat(outs, dim=1)))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 class Res2Net(nn.Module):

@@ -1,0 +1,602 @@
+"""Patient-level diagnosis: the JCS system end to end on one CT volume (PAPER.md "What the
+system does"; jcs_official.md §4.1), behind ``jcs diagnose PATH --out DIR``.
+
+Stages (each timed): **read** the volume (:func:`jcs.data.read_volume`: DICOM folder, NIfTI file or
+folder of PNG slices) → **classify** every slice (Resize(256)+CenterCrop(224) scaled to ``size``,
+ImageNet normalisation; P(COVID-19) = softmax class 1) → patient rule → **segment** the positive
+slices (plus the top-k shown in the report) → **explain** the top-k slices with Grad-CAM on
+``layer4`` → **write** the report folder (``slices.csv``, ``summary.json``, ``report.html``,
+``probability.svg``, ``images/*.png``).
+
+**Patient-level rule.** A slice is positive when P(COVID-19) ≥ ``slice_threshold`` (0.5, the
+authors' argmax). The patient is positive when MORE than ``T_eff`` slices are positive. The paper's
+Table IV sweeps T ∈ {15, 20, 25, 30} with 25 as the default on COVID-CS (250–400 slices of
+~1 mm per patient; the authors' code uses > 18). A fixed count means something else for a scan of
+133 slices of 2 mm (COVID-CT-MD), so by default T is **scaled by the slice count**:
+``T_eff = T · S / 300`` (``T = 25``, 300 ≈ the COVID-CS slices per patient), i.e. the same share of
+the scan (8.3 %). ``absolute_threshold=True`` uses ``T_eff = T`` as in the paper.
+
+**Lesion burden.** Lesion masks come from the segmenter on the slices whose classification is
+positive (as the paper: only positive slices are segmented). Volume in ml = lesion voxels × voxel
+volume where the spacing is known. The lung mask (:func:`lung_mask`) is a threshold segmentation:
+voxels below −400 HU that are not connected to the air outside the body (2-D, per slice), the
+largest 3-D components, holes filled per slice; 8-bit volumes are mapped back to HU through the
+lung window they were made with (WL −600 / WW 1500). % of lung = lesion / (lung ∪ lesion).
+
+This is a research reproduction, **not a medical device**. Without a trained ``classifier``
+checkpoint the classifier has random weights and the result is meaningless; the report says so in
+capitals.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+import jcs
+from jcs.data import Volume, read_volume, to_network_input, volume_to_uint8
+from jcs.data.transforms import resize_center_crop
+from jcs.explain import GradCAM, overlay
+from jcs.inference import optimize_for_inference, predict, resolve_device, resolve_precision, synchronize
+from jcs.metrics import patient_positive, threshold_sweep
+from jcs.models import create_model
+from jcs.models.weights import load_checkpoint, read_checkpoint
+
+PathLike = Union[str, Path]
+
+REFERENCE_SLICES = 300  # COVID-CS: 250-400 slices per patient (PAPER.md), ~300 in the paper's runtime
+DEFAULT_THRESHOLD = 25.0  # PAPER.md Table IV, default row
+LUNG_WINDOW = (-600.0, 1500.0)  # level, width of the 8-bit volumes (jcs.data.window)
+RANDOM_WEIGHTS_WARNING = ("NO {what} CHECKPOINT WAS GIVEN: THE {what} HAS RANDOM WEIGHTS AND THIS "
+                          "RESULT IS MEANINGLESS (pipeline test only). Pass --{flag} CKPT.")
+DISCLAIMER = "Research reproduction of Wu et al., IEEE TIP 2021. Not a medical device; not for clinical use."
+
+
+@dataclass
+class DiagnosisConfig:
+    """Options of :func:`diagnose` (the CLI flags of ``jcs diagnose`` have the same names).
+
+    ``size`` / ``seg_size``: classifier / segmenter input (default: the checkpoint's training size,
+    else 224 / 512). ``threshold``: T of the patient rule, scaled by ``n_slices / reference_slices``
+    unless ``absolute_threshold``. ``precision``: "auto" (bf16 where native), "fp32", "autocast"
+    or "bf16" (:mod:`jcs.inference`). ``segment_top_k``: also segment the top-k slices when they
+    are not positive (so every shown slice has a mask; their lesions do not count in the volume)."""
+
+    classifier_model: str = "jcs-classifier"
+    classifier: Optional[PathLike] = None
+    segmenter_model: str = "jcs-seg"
+    segmenter: Optional[PathLike] = None
+    segment: bool = True
+    size: Optional[int] = None
+    seg_size: Optional[int] = None
+    threshold: float = DEFAULT_THRESHOLD
+    absolute_threshold: bool = False
+    reference_slices: int = REFERENCE_SLICES
+    slice_threshold: float = 0.5
+    top_k: int = 6
+    segment_top_k: bool = True
+    batch_size: int = 16
+    seg_batch_size: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    lung_threshold_hu: float = -400.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Patient rule and Table IV sweep
+
+
+def effective_threshold(n_slices: int, threshold: float = DEFAULT_THRESHOLD,
+                        reference_slices: Optional[int] = REFERENCE_SLICES) -> float:
+    """``T · n_slices / reference_slices`` (relative rule, see the module docstring), or ``T``
+    when ``reference_slices`` is None (the paper's absolute count)."""
+    if threshold < 0:
+        raise ValueError(f"the patient threshold T must be >= 0, got {threshold}")
+    if reference_slices is None:
+        return float(threshold)
+    if reference_slices <= 0:
+        raise ValueError(f"reference_slices must be > 0, got {reference_slices}")
+    return float(threshold) * n_slices / reference_slices
+
+
+def slice_predictions(probabilities: Sequence[float], slice_threshold: float = 0.5) -> np.ndarray:
+    """0/1 per slice: ``probability >= slice_threshold`` (the :mod:`jcs.metrics` convention)."""
+    return (np.asarray(probabilities, dtype=np.float64) >= slice_threshold).astype(np.int64)
+
+
+def sweep_patients(slice_probs: Mapping[str, Tuple[int, Sequence[float]]],
+                   thresholds: Iterable[float] = (15, 20, 25, 30), *, slice_threshold: float = 0.5,
+                   reference_slices: Optional[int] = None) -> List[Dict[str, float]]:
+    """Patient-level sensitivity/specificity per threshold T (PAPER.md Table IV) from per-slice
+    probabilities: ``slice_probs`` maps a patient id to ``(label, probabilities)`` (label 1 =
+    COVID-19). Slices are binarised at ``slice_threshold``; a patient is positive when more than T
+    slices are (:func:`jcs.metrics.threshold_sweep`). ``reference_slices=None`` (default) uses T as
+    an absolute count, as Table IV; an int scales T per patient by ``n_slices / reference_slices``
+    (the default of :func:`diagnose`). Returns one dict per T (``threshold``, ``sensitivity``,
+    ``specificity``, ``tp``, ``fn``, ``tn``, ``fp``)."""
+    patients = {pid: (label, slice_predictions(probs, slice_threshold))
+                for pid, (label, probs) in slice_probs.items()}
+    thresholds = list(thresholds)
+    if reference_slices is None:
+        return threshold_sweep(patients, thresholds)
+    rows = []
+    for t in thresholds:
+        counts = {"tp": 0, "fn": 0, "tn": 0, "fp": 0}
+        for pid, (label, preds) in patients.items():
+            row = threshold_sweep({pid: (label, preds)},
+                                  [effective_threshold(len(preds), t, reference_slices)])[0]
+            for key in counts:
+                counts[key] += row[key]
+        pos, neg = counts["tp"] + counts["fn"], counts["tn"] + counts["fp"]
+        rows.append({"threshold": t,
+                     "sensitivity": counts["tp"] / pos if pos else float("nan"),
+                     "specificity": counts["tn"] / neg if neg else float("nan"), **counts})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Lung mask
+
+
+def to_hu(volume: Volume) -> np.ndarray:
+    """HU array of a volume; 8-bit volumes are mapped back through the lung window
+    (``v/255·1500 − 1350``), an approximation clipped to [−1350, 150] HU."""
+    if volume.unit == "HU":
+        return volume.array.astype(np.float32, copy=False)
+    level, width = LUNG_WINDOW
+    return volume.array.astype(np.float32) / 255.0 * width + (level - width / 2.0)
+
+
+def lung_mask(hu: np.ndarray, threshold: float = -400.0, keep: int = 2,
+              min_fraction: float = 0.1) -> np.ndarray:
+    """Threshold lung segmentation of an S×H×W HU volume (bool S×H×W).
+
+    1. air = HU < ``threshold``; 2. per slice, drop the air components touching the image border
+    (outside the body); 3. keep the ``keep`` largest 3-D components of the rest that have at least
+    ``min_fraction`` of the largest one's voxels (both lungs, or one component when the trachea
+    joins them; bowel gas and small pockets are dropped); 4. fill holes per slice (vessels, and
+    lesions surrounded by lung). Lesions touching the chest wall stay outside the mask, hence
+    :func:`diagnose` reports lesion / (lung ∪ lesion)."""
+    from scipy import ndimage  # lazy: scipy is needed by this function only
+
+    air = np.asarray(hu) < threshold
+    inside = np.zeros_like(air)
+    for k in range(air.shape[0]):
+        labels, count = ndimage.label(air[k])
+        if count == 0:
+            continue
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        inside[k] = air[k] & ~np.isin(labels, border)
+    labels, count = ndimage.label(inside)
+    if count == 0:
+        return inside
+    sizes = np.bincount(labels.ravel())[1:]
+    order = np.argsort(sizes)[::-1][:keep]
+    kept = [index + 1 for index in order if sizes[index] >= min_fraction * sizes[order[0]]]
+    lungs = np.isin(labels, kept)
+    for k in range(lungs.shape[0]):
+        if lungs[k].any():
+            lungs[k] = ndimage.binary_fill_holes(lungs[k])
+    return lungs
+
+
+# ------------------------------------------------------------------------------------------------
+# Models
+
+
+def load_model(model_name: str, checkpoint: Optional[PathLike]) -> Tuple[nn.Module, Dict[str, Any]]:
+    """Build a model and load a checkpoint. A checkpoint written by :func:`jcs.engine.train`
+    names its model, options and input size, which take precedence over ``model_name``; other
+    checkpoints are loaded strictly into ``create_model(model_name)``. Without a checkpoint the
+    model keeps its random initialisation (``info["random_init"] = True``)."""
+    if checkpoint is None:
+        return create_model(model_name).eval(), {"name": model_name, "checkpoint": None,
+                                                 "random_init": True, "input_size": None}
+    payload = read_checkpoint(checkpoint)
+    name = payload.get("model_name") if isinstance(payload.get("model_name"), str) else model_name
+    options = payload.get("model_options") if isinstance(payload.get("model_options"), dict) else {}
+    if name not in jcs.models.list_models():
+        name, options = model_name, {}
+    model = create_model(name, **options)
+    load_checkpoint(checkpoint, model)
+    return model.eval(), {"name": name, "checkpoint": str(checkpoint), "random_init": False,
+                          "input_size": payload.get("input_size"), "options": options}
+
+
+def crop_box(height: int, width: int, size: int) -> Tuple[float, float, float, float]:
+    """(top, left, bottom, right) in original pixels of the classifier's view: the centre
+    ``size`` crop after resizing the shorter side to ``round(size·256/224)`` (as
+    :func:`jcs.data.transforms.resize_center_crop`)."""
+    short = int(round(size * 256 / 224))
+    scale = short / min(height, width)
+    new_h = short if height <= width else int(short * height / width)
+    new_w = short if width <= height else int(short * width / height)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return top / scale, left / scale, (top + size) / scale, (left + size) / scale
+
+
+def cam_to_slice(cam: torch.Tensor, height: int, width: int, size: int) -> np.ndarray:
+    """Place a classifier-view CAM (size×size) on the full H×W slice (zero outside the crop)."""
+    top, left, bottom, right = crop_box(height, width, size)
+    y0, x0 = max(0, int(round(top))), max(0, int(round(left)))
+    y1, x1 = min(height, int(round(bottom))), min(width, int(round(right)))
+    full = np.zeros((height, width), dtype=np.float32)
+    if y1 > y0 and x1 > x0:
+        resized = F.interpolate(cam[None, None].float(), size=(y1 - y0, x1 - x0), mode="bilinear",
+                                align_corners=False)[0, 0]
+        full[y0:y1, x0:x1] = resized.numpy()
+    return full
+
+
+class DiagnosisPipeline:
+    """The models of one configuration, loaded and optimised once, with one method per stage
+    (so that :mod:`jcs.bench` can time them separately); :meth:`run` chains them."""
+
+    def __init__(self, config: Optional[DiagnosisConfig] = None, **overrides: Any):
+        config = replace(config or DiagnosisConfig(), **overrides)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.warnings: List[str] = []
+        classifier, self.classifier_info = load_model(config.classifier_model, config.classifier)
+        if getattr(classifier, "features_layer", None) is None:
+            raise ValueError(f"{self.classifier_info['name']!r} is not a classifier (no features_layer "
+                             "for Grad-CAM); pass a classifier model, e.g. --classifier-model "
+                             "jcs-classifier")
+        if self.classifier_info["random_init"]:
+            self.warnings.append(RANDOM_WEIGHTS_WARNING.format(what="CLASSIFIER", flag="classifier"))
+        self.size = int(config.size or self.classifier_info["input_size"] or 224)
+        self.explainer = classifier.to(self.device)  # fp32 eager: Grad-CAM needs gradients
+        self.classifier = optimize_for_inference(copy.deepcopy(classifier), self.device,
+                                                 precision=self.precision,
+                                                 channels_last=config.channels_last)
+        self.segmenter = None
+        self.segmenter_info: Dict[str, Any] = {"name": None}
+        self.seg_size = None
+        if config.segment:
+            segmenter, self.segmenter_info = load_model(config.segmenter_model, config.segmenter)
+            if self.segmenter_info["random_init"]:
+                self.warnings.append(RANDOM_WEIGHTS_WARNING.format(what="SEGMENTER", flag="segmenter"))
+            self.seg_size = int(config.seg_size or self.segmenter_info["input_size"] or 512)
+            self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
+                                                    channels_last=config.channels_last)
+
+    # -- stages ----------------------------------------------------------------------------------
+    def classify(self, gray: np.ndarray) -> np.ndarray:
+        """P(COVID-19) per slice of a uint8 S×H×W volume (float64 S)."""
+        chunk = max(self.config.batch_size, 1) * 4
+        probs = []
+        for start in range(0, len(gray), chunk):
+            inputs = torch.stack([resize_center_crop(s, self.size) for s in gray[start:start + chunk]])
+            probs.append(predict(self.classifier, inputs, self.config.batch_size, device=self.device,
+                                 precision=self.precision, channels_last=self.config.channels_last,
+                                 output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1]))
+        return torch.cat(probs).double().numpy() if probs else np.zeros(0)
+
+    def segment(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
+        """Lesion probability maps (float32 H×W, at the slice's size) of the slices ``indices``."""
+        if self.segmenter is None:
+            return {}
+        height, width = gray.shape[1:]
+        maps: Dict[int, np.ndarray] = {}
+        step = max(self.config.seg_batch_size, 1)
+        for start in range(0, len(indices), step):
+            chunk = list(indices[start:start + step])
+            inputs = torch.stack([to_network_input(gray[i], self.seg_size) for i in chunk])
+            out = predict(self.segmenter, inputs, step, device=self.device, precision=self.precision,
+                          channels_last=self.config.channels_last,
+                          output=lambda p: F.interpolate(p.float(), size=(height, width),
+                                                         mode="bilinear", align_corners=False))
+            for i, prob in zip(chunk, out[:, 0]):
+                maps[i] = prob.numpy()
+        return maps
+
+    def explain(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
+        """Grad-CAM maps (float32 H×W in [0, 1], on the whole slice) of the slices ``indices``."""
+        if not len(indices):
+            return {}
+        height, width = gray.shape[1:]
+        inputs = torch.stack([resize_center_crop(gray[i], self.size) for i in indices]).to(self.device)
+        cams = GradCAM(self.explainer)(inputs, class_index=1).cpu()
+        return {i: cam_to_slice(cam, height, width, self.size) for i, cam in zip(indices, cams)}
+
+    # -- whole run ---------------------------------------------------------------------------------
+    def run(self, source: Union[PathLike, Volume], out_dir: PathLike,
+            positive_override: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+        """Diagnose one volume (a path or a :class:`~jcs.data.Volume`) and write the report to
+        ``out_dir``; returns the summary (also written as ``summary.json``).
+        ``positive_override`` (benchmarks only) replaces the set of positive slices."""
+        cfg = self.config
+        out_dir = Path(out_dir)
+        timings: Dict[str, float] = {}
+        start_all = clock = time.perf_counter()
+
+        volume = source if isinstance(source, Volume) else read_volume(source)
+        gray = volume_to_uint8(volume)
+        timings["read"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        probs = self.classify(gray)
+        synchronize(self.device)
+        timings["classify"] = time.perf_counter() - clock
+
+        preds = slice_predictions(probs, cfg.slice_threshold)
+        if positive_override is not None:
+            preds = np.zeros(len(probs), dtype=np.int64)
+            preds[list(positive_override)] = 1
+        n_slices = len(probs)
+        t_eff = effective_threshold(n_slices, cfg.threshold,
+                                    None if cfg.absolute_threshold else cfg.reference_slices)
+        positive = bool(patient_positive(preds, t_eff)) if n_slices else False
+        top = [int(i) for i in np.argsort(-probs, kind="stable")[:max(cfg.top_k, 0)]]
+        positives = [int(i) for i in np.flatnonzero(preds)]
+
+        clock = time.perf_counter()
+        to_segment = sorted(set(positives) | (set(top) if cfg.segment_top_k else set()))
+        seg_maps = self.segment(gray, to_segment)
+        masks = {i: (p >= 0.5) for i, p in seg_maps.items()}
+        lungs = lung_mask(to_hu(volume), cfg.lung_threshold_hu) if self.segmenter is not None else None
+        synchronize(self.device)
+        timings["segment"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        cams = self.explain(gray, top)
+        synchronize(self.device)
+        timings["explain"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        summary = self._summary(volume, probs, preds, positive, t_eff, top, masks, lungs)
+        summary["timings_s"] = timings
+        write_report(out_dir, summary, gray, volume.slice_ids, probs, preds, masks, cams, lungs)
+        timings["write"] = time.perf_counter() - clock
+        timings["total"] = time.perf_counter() - start_all
+        summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        from jcs.engine.provenance import peak_memory  # lazy: avoids importing the engine at import
+
+        summary["peak_memory"] = peak_memory(self.device)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _summary(self, volume: Volume, probs: np.ndarray, preds: np.ndarray, positive: bool,
+                 t_eff: float, top: List[int], masks: Dict[int, np.ndarray],
+                 lungs: Optional[np.ndarray]) -> Dict[str, Any]:
+        cfg = self.config
+        spacing = volume.spacing
+        voxel_ml = (spacing[0] * spacing[1] * spacing[2] / 1000.0) if spacing else None
+        positives = [int(i) for i in np.flatnonzero(preds)]
+        lesion_voxels = int(sum(int(masks[i].sum()) for i in positives if i in masks))
+        lesion: Dict[str, Any] = {"segmented": self.segmenter is not None,
+                                  "voxels": lesion_voxels if self.segmenter is not None else None,
+                                  "volume_ml": None, "lung_volume_ml": None, "percent_of_lung": None,
+                                  "counted_slices": "positive slices only",
+                                  "lung_mask": f"threshold {cfg.lung_threshold_hu:g} HU, not connected "
+                                               "to the outside air, largest 3-D components, holes "
+                                               "filled per slice" + ("" if volume.unit == "HU" else
+                                                                     "; 8-bit values mapped to HU "
+                                                                     "through the lung window")}
+        if lungs is not None:
+            union = lungs.copy()
+            for i in positives:
+                if i in masks:
+                    union[i] |= masks[i]
+            lung_voxels = int(union.sum())
+            lesion["lung_voxels"] = lung_voxels
+            lesion["percent_of_lung"] = round(100.0 * lesion_voxels / lung_voxels, 3) if lung_voxels else None
+            if voxel_ml is not None:
+                lesion["volume_ml"] = round(lesion_voxels * voxel_ml, 3)
+                lesion["lung_volume_ml"] = round(lung_voxels * voxel_ml, 3)
+        from jcs.engine.provenance import git_state, now_iso
+
+        return {
+            "disclaimer": DISCLAIMER,
+            "warnings": list(self.warnings),
+            "created": now_iso(),
+            "jcs_version": jcs.__version__,
+            "git": git_state(),
+            "source": volume.source,
+            "n_slices": int(len(probs)),
+            "slice_shape": list(volume.array.shape[1:]),
+            "unit": volume.unit,
+            "spacing_mm": list(spacing) if spacing else None,
+            "diagnosis": "COVID-19 positive" if positive else "COVID-19 negative",
+            "positive": positive,
+            "n_positive_slices": len(positives),
+            "rule": {"slice_threshold": cfg.slice_threshold, "T": cfg.threshold,
+                     "mode": "absolute" if cfg.absolute_threshold else "relative",
+                     "reference_slices": None if cfg.absolute_threshold else cfg.reference_slices,
+                     "effective_threshold": round(t_eff, 4),
+                     "text": f"positive when more than {t_eff:.2f} of {len(probs)} slices have "
+                             f"P(COVID-19) >= {cfg.slice_threshold}"},
+            "max_probability": float(probs.max()) if len(probs) else None,
+            "mean_probability": float(probs.mean()) if len(probs) else None,
+            "models": {"classifier": {**self.classifier_info, "input_size": self.size},
+                       "segmenter": {**self.segmenter_info, "input_size": self.seg_size}},
+            "device": str(self.device),
+            "precision": self.precision,
+            "batch_size": cfg.batch_size,
+            "top_slices": [{"index": i, "slice_id": volume.slice_ids[i], "probability": float(probs[i]),
+                            "positive": bool(preds[i])} for i in top],
+            "lesion": lesion,
+        }
+
+
+def diagnose(source: Union[PathLike, Volume], out_dir: PathLike,
+             config: Optional[DiagnosisConfig] = None, **overrides: Any) -> Dict[str, Any]:
+    """Diagnose one patient volume and write the report folder ``out_dir``; returns the summary
+    dict (also in ``out_dir/summary.json``). Options: :class:`DiagnosisConfig` fields."""
+    pipeline = DiagnosisPipeline(config, **overrides)
+    for warning in pipeline.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return pipeline.run(source, out_dir)
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+
+def _save_png(array: np.ndarray, path: Path) -> str:
+    Image.fromarray(array).save(path, optimize=False)
+    return path.name
+
+
+def lesion_overlay(gray: np.ndarray, mask: np.ndarray, lungs: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 H×W×3: the slice with the lesion mask in translucent red and the lung outline green."""
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    if lungs is not None and lungs.any():
+        padded = np.pad(lungs, 1, mode="edge")
+        interior = padded[2:, 1:-1] & padded[:-2, 1:-1] & padded[1:-1, 2:] & padded[1:-1, :-2]
+        rgb[lungs & ~interior] = (0.0, 200.0, 0.0)
+    rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array((255.0, 0.0, 0.0))
+    return np.round(rgb).clip(0, 255).astype(np.uint8)
+
+
+def probability_svg(probs: np.ndarray, slice_threshold: float, highlight: Sequence[int],
+                    width: int = 720, height: int = 220) -> str:
+    """An SVG line plot of P(COVID-19) against slice index (no plotting library needed)."""
+    pad_l, pad_r, pad_t, pad_b = 44, 10, 10, 30
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = max(len(probs) - 1, 1)
+
+    def xy(i: float, p: float) -> Tuple[float, float]:
+        return pad_l + plot_w * i / n, pad_t + plot_h * (1.0 - p)
+
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, p) for i, p in enumerate(probs)))
+    ty = xy(0, slice_threshold)[1]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+             f'<line x1="{pad_l}" y1="{ty:.1f}" x2="{pad_l + plot_w}" y2="{ty:.1f}" stroke="#c33" '
+             f'stroke-dasharray="4 3"/>']
+    for p in (0.0, 0.5, 1.0):
+        y = xy(0, p)[1]
+        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end">{p:.1f}</text>')
+    for i in sorted({0, len(probs) - 1, (len(probs) - 1) // 2}):
+        x = xy(i, 0)[0]
+        parts.append(f'<text x="{x:.1f}" y="{height - 12}" text-anchor="middle">{i}</text>')
+    parts.append(f'<text x="{pad_l + plot_w / 2:.1f}" y="{height - 1}" text-anchor="middle">'
+                 'slice index (superior → inferior)</text>')
+    parts.append(f'<polyline fill="none" stroke="#1f5fa8" stroke-width="1.5" points="{points}"/>')
+    for i in highlight:
+        x, y = xy(i, float(probs[i]))
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#e07b00"/>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def write_report(out_dir: Path, summary: Dict[str, Any], gray: np.ndarray, slice_ids: Sequence[str],
+                 probs: np.ndarray, preds: np.ndarray, masks: Dict[int, np.ndarray],
+                 cams: Dict[int, np.ndarray], lungs: Optional[np.ndarray]) -> None:
+    """Write ``slices.csv``, ``probability.svg``, ``images/*.png`` and ``report.html`` (the
+    caller writes ``summary.json``); adds ``files`` and each top slice's ``images`` to
+    ``summary``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = out_dir / "images"
+    images.mkdir(exist_ok=True)
+    spacing = summary["spacing_mm"]
+    voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0 if spacing else None
+    with open(out_dir / "slices.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "slice_id", "probability", "positive", "segmented",
+                         "lesion_pixels", "lesion_ml", "lung_pixels"])
+        for i, p in enumerate(probs):
+            mask = masks.get(i)
+            lesion = int(mask.sum()) if mask is not None else ""
+            writer.writerow([i, slice_ids[i], f"{p:.6f}",
+                             int(preds[i]), int(mask is not None), lesion,
+                             "" if mask is None or voxel_ml is None else f"{lesion * voxel_ml:.4f}",
+                             "" if lungs is None else int(lungs[i].sum())])
+    highlight = [t["index"] for t in summary["top_slices"]]
+    (out_dir / "probability.svg").write_text(
+        probability_svg(probs, summary["rule"]["slice_threshold"], highlight))
+    for entry in summary["top_slices"]:
+        i = entry["index"]
+        files = {"ct": _save_png(gray[i], images / f"slice_{i:04d}_ct.png")}
+        if i in cams:
+            files["gradcam"] = _save_png(overlay(gray[i], cams[i]), images / f"slice_{i:04d}_gradcam.png")
+        if i in masks:
+            files["mask"] = _save_png(masks[i].astype(np.uint8) * 255, images / f"slice_{i:04d}_mask.png")
+            files["lesion"] = _save_png(lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]),
+                                        images / f"slice_{i:04d}_lesion.png")
+        entry["images"] = {k: f"images/{v}" for k, v in files.items()}
+    summary["files"] = {"summary": "summary.json", "slices": "slices.csv", "html": "report.html",
+                        "probability_plot": "probability.svg"}
+    (out_dir / "report.html").write_text(report_html(summary))
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def report_html(summary: Dict[str, Any]) -> str:
+    """The human-readable page: warnings, verdict, rule, lesion burden, timings, the probability
+    plot and, per top slice, the CT, Grad-CAM and lesion pictures."""
+    esc = html.escape
+    warn = "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in summary["warnings"])
+    lesion = summary["lesion"]
+    rows = "".join(
+        f"<tr><td>{t['index']}</td><td>{esc(str(t['slice_id']))}</td><td>{t['probability']:.3f}</td>"
+        f"<td>{'yes' if t['positive'] else 'no'}</td></tr>" for t in summary["top_slices"])
+    figures = []
+    for t in summary["top_slices"]:
+        pics = "".join(f'<figure><img src="{esc(path)}" alt="{esc(kind)} slice {t["index"]}">'
+                       f"<figcaption>{esc(kind)}</figcaption></figure>"
+                       for kind, path in t.get("images", {}).items())
+        figures.append(f"<h3>Slice {t['index']} ({esc(str(t['slice_id']))}): P(COVID-19) = "
+                       f"{t['probability']:.3f}</h3><div class='row'>{pics}</div>")
+    timings = " · ".join(f"{k} {v:.2f} s" for k, v in summary["timings_s"].items())
+    models = summary["models"]
+    model_lines = "".join(
+        f"<li>{role}: <code>{esc(str(m.get('name')))}</code> at {m.get('input_size')}² — "
+        f"{'<b>random weights</b>' if m.get('random_init') else esc(str(m.get('checkpoint')))}</li>"
+        for role, m in models.items() if m.get("name"))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>JCS diagnosis report</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 1em auto; color: #222; }}
+.warn {{ background: #fdd; border: 2px solid #c00; color: #900; padding: .6em; margin: .4em 0;
+        font-weight: bold; }}
+.verdict {{ font-size: 1.6em; margin: .4em 0; }}
+.row {{ display: flex; gap: 8px; flex-wrap: wrap; }}
+figure {{ margin: 0; }} figure img {{ width: 230px; image-rendering: pixelated; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 8px; }}
+.small {{ color: #666; font-size: .9em; }}
+</style></head><body>
+<h1>JCS diagnosis report</h1>
+{warn}
+<p class="small">{esc(summary['disclaimer'])}</p>
+<p class="verdict">{esc(summary['diagnosis'])}</p>
+<p>{summary['n_positive_slices']} of {summary['n_slices']} slices positive; rule: {esc(summary['rule']['text'])}
+({esc(summary['rule']['mode'])} threshold, T = {summary['rule']['T']:g}).</p>
+<p>Lesion volume: {_fmt(lesion['volume_ml'], ' ml')} · lung volume: {_fmt(lesion['lung_volume_ml'], ' ml')} ·
+lesion share of lung: {_fmt(lesion['percent_of_lung'], ' %')}
+<span class="small">(lung mask: {esc(lesion['lung_mask'])}; lesions counted on positive slices only)</span></p>
+<p class="small">Source: <code>{esc(summary['source'])}</code> · {summary['n_slices']} slices of
+{summary['slice_shape'][0]}×{summary['slice_shape'][1]} ({esc(summary['unit'])}) · spacing
+{esc(str(summary['spacing_mm']))} mm · device {esc(summary['device'])}, {esc(summary['precision'])}</p>
+<ul class="small">{model_lines}</ul>
+<p class="small">Timings: {esc(timings)}</p>
+<h2>P(COVID-19) per slice</h2>
+<img src="probability.svg" alt="per-slice probability plot">
+<h2>Top {len(summary['top_slices'])} slices</h2>
+<table><tr><th>index</th><th>slice</th><th>P(COVID-19)</th><th>positive</th></tr>{rows}</table>
+{''.join(figures)}
+<p class="small">Files: <a href="summary.json">summary.json</a> · <a href="slices.csv">slices.csv</a></p>
+</body></html>
+"""

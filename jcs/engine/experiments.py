@@ -1,0 +1,233 @@
+"""The experiments of the paper's Tables IV–VII and Fig. 9, and ``reproduce`` running them in
+order for a profile.
+
+Order (each model is trained once; the notebooks assemble the tables from the experiments):
+
+1. ``classification``: the classifier with image labels only (``<classifier>``) and with pixel
+   supervision (``<classifier>-pixel``, MedSeg TRAIN masks + activation-map loss; paper Fig. 9).
+2. ``table5``: ``jcs-seg-base``, ``jcs-seg-efm``, ``jcs-seg-aff``, ``jcs-seg`` (Table V; ``jcs-seg``
+   is also row 1 of Table VI).
+3. ``table6``: ``jcs-joint`` initialised from the trained classifier (``Profile.joint_classifier``)
+   and the trained ``jcs-seg``, then trained with the same schedule (jcs_official.md §4.3).
+4. ``table7``: ``unet``, ``dss``, ``poolnet``, ``egnet`` (JCS = the table6 row).
+5. ``table4``: patient-level diagnosis on the COVID-CT-MD patients (none seen in training) with
+   each trained classifier: slice probabilities per patient and sensitivity / specificity for
+   the thresholds T of Table IV, scaled to the slice thickness (see :func:`scaled_thresholds`).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from jcs.data import CTMDPatients, data_root as default_data_root
+from jcs.metrics import classification_metrics, threshold_sweep
+
+from .datasets import PatientSlices
+from .evaluate import classifier_scores, load_trained_model
+from .profiles import Profile, config_hash, get_profile
+from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
+                         peak_memory, reset_peak_memory)
+from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
+from .runtime import prepare_model, quiet_default, resolve_precision, select_device
+from .train import run_paths, train
+
+PathLike = Union[str, Path]
+SEGMENTATION_ABLATION = ("jcs-seg-base", "jcs-seg-efm", "jcs-seg-aff", "jcs-seg")
+COMPARISON = ("unet", "dss", "poolnet", "egnet")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work of :func:`reproduce`: train ``model`` as ``experiment/name``, or (kind
+    ``"patients"``) run the patient-level sweep with the classifier result ``name``."""
+
+    experiment: str
+    name: str
+    model: str
+    kind: str = "train"
+    pixel_supervised: bool = False
+    init_joint: bool = False
+
+
+def plan(profile: Profile) -> List[Step]:
+    """Every step of the reproduction, in order (see the module docstring)."""
+    cls = profile.classifier
+    steps = [Step("classification", cls, cls),
+             Step("classification", f"{cls}-pixel", cls, pixel_supervised=True)]
+    steps += [Step("table5", m, m) for m in SEGMENTATION_ABLATION]
+    steps += [Step("table6", "jcs-joint", "jcs-joint", init_joint=True)]
+    steps += [Step("table7", m, m) for m in COMPARISON]
+    steps += [Step("table4", name, cls, kind="patients") for name in (cls, f"{cls}-pixel")]
+    return steps
+
+
+def _selected(step: Step, only: Optional[Sequence[str]]) -> bool:
+    if not only:
+        return True
+    keys = {step.experiment, step.name, f"{step.experiment}/{step.name}"}
+    return bool(keys & set(only))
+
+
+def _joint_parts(profile: Profile, results_dir: PathLike, runs_dir: PathLike,
+                 seed: int) -> Optional[Dict[str, Path]]:
+    """``{"classifier", "segmentation"}`` weights of this profile/seed, or None (with a warning)
+    when one is missing or the classifier is not the Res2Net-101 ``jcs-classifier`` whose
+    backbone the joint model holds (the joint model then trains from its initial weights)."""
+    if profile.classifier != "jcs-classifier":
+        warnings.warn(f"jcs-joint holds a Res2Net-101; classifier {profile.classifier!r} cannot "
+                      "initialise it, training it from its initial weights", stacklevel=3)
+        return None
+    cls = profile.classifier + ("-pixel" if profile.joint_classifier == "pixel" else "")
+    parts = {"classifier": run_paths(results_dir, runs_dir, profile.name, "classification", cls,
+                                     seed).model,
+             "segmentation": run_paths(results_dir, runs_dir, profile.name, "table5", "jcs-seg",
+                                       seed).model}
+    missing = [str(p) for p in parts.values() if not p.is_file()]
+    if missing:
+        warnings.warn(f"jcs-joint: trained parts not found ({', '.join(missing)}); training it "
+                      "from its initial weights instead", stacklevel=3)
+        return None
+    return parts
+
+
+def scaled_thresholds(profile: Profile, spacings_mm: Iterable[float]) -> Dict[str, Any]:
+    """Table IV thresholds for another slice thickness. The paper counts positive slices of
+    COVID-CS scans with ~1 mm slices (0.75–1.25 mm, ~300 slices); COVID-CT-MD has 2 mm slices
+    (130–170 per patient). The same lesion extent along z covers ``paper_slice_mm / spacing``
+    times as many slices, so T_scaled = T · paper_slice_mm / median spacing (no rounding: a
+    patient is positive when MORE than T_scaled slices are, e.g. 12.5 → at least 13)."""
+    spacing = statistics.median(spacings_mm)
+    scale = profile.paper_slice_mm / spacing
+    return {"paper": list(profile.patient_thresholds), "slice_mm": spacing,
+            "paper_slice_mm": profile.paper_slice_mm, "scale": scale,
+            "scaled": [round(t * scale, 4) for t in profile.patient_thresholds]}
+
+
+def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "smoke",
+                  overrides: Optional[Dict[str, Any]] = None, results_dir: PathLike = "results",
+                  seed: int = 0, quiet: Optional[bool] = None, data_root: Optional[PathLike] = None,
+                  skip_finished: bool = False) -> Dict[str, Any]:
+    """Table IV on the COVID-CT-MD patients with a trained classifier (its results file).
+
+    Every slice of every patient is classified (P(COVID) ≥ 0.5 = positive slice); a patient is
+    positive when more than T slices are. Writes ``<results>/<profile>/table4/<name>.json`` with
+    the slice probabilities of each patient, the sweep over the scaled thresholds and over every
+    integer T, slice-level metrics where slice labels exist, and the per-patient run time."""
+    prof = get_profile(profile, overrides)
+    cls = load_result(classifier_result)
+    name = cls["name"]
+    path = result_path(results_dir, prof.name, "table4", name, seed)
+    config = {"kind": "patients", "profile": {k: v for k, v in prof.to_dict().items()
+                                              if k != "description"},
+              "classifier": name, "classifier_config_hash": cls["config_hash"], "seed": seed}
+    chash = config_hash(config)
+    if skip_finished and finished(path, chash):
+        return load_result(path)
+    started = now_iso()
+    device = select_device(prof.device)
+    precision = resolve_precision(prof.precision, device)
+    reset_peak_memory(device)
+    model, info = load_trained_model(cls["checkpoint"])
+    model = prepare_model(model, device, prof.channels_last)
+    size = info["input_size"]
+    cohort = CTMDPatients(data_root)
+    thresholds = scaled_thresholds(prof, [p["spacing"][0] for p in cohort.patients
+                                          if p["spacing"] is not None] or [prof.paper_slice_mm])
+    patients, files = [], []
+    for patient in cohort.patients:
+        tic = time.perf_counter()
+        scores = classifier_scores(model, PatientSlices(patient["slice_paths"], size),
+                                   device=device, precision=precision,
+                                   channels_last=prof.channels_last,
+                                   batch_size=prof.eval_batch_size)
+        seconds = time.perf_counter() - tic
+        preds = [int(s >= 0.5) for s in scores]
+        labels = patient["slice_labels"]
+        patients.append({
+            "id": patient["id"], "diagnosis": patient["diagnosis"], "label": patient["label"],
+            "n_slices": len(scores), "spacing_mm": patient["spacing"],
+            "n_positive": int(sum(preds)), "seconds": round(seconds, 3),
+            "slice_scores": [round(s, 5) for s in scores],
+            "slice_labels": None if labels is None else [int(v) for v in labels]})
+        files += patient["slice_paths"]
+    by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
+    max_slices = max(p["n_slices"] for p in patients)
+    labelled = [(lab, s) for p in patients if p["slice_labels"] is not None
+                for lab, s in zip(p["slice_labels"], p["slice_scores"])]
+    labelled += [(0, s) for p in patients if p["slice_labels"] is None and p["diagnosis"] == "Normal"
+                 for s in p["slice_scores"]]
+    slice_metrics = (classification_metrics([l for l, _ in labelled], [s for _, s in labelled])
+                     if labelled else {})
+    sweep = threshold_sweep(by_id, thresholds["scaled"])
+    hashed = hash_files(files, root=default_data_root() if data_root is None else data_root)
+    result = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "patients",
+        "profile": prof.name, "experiment": "table4", "name": name, "seed": seed,
+        "config": config, "config_hash": chash,
+        "classifier": {"name": name, "model": cls["model"], "result": str(classifier_result),
+                       "checkpoint": cls["checkpoint"], "input_size": size},
+        "thresholds": thresholds,
+        "patients": patients,
+        "sweep": sweep,
+        "sweep_all": threshold_sweep(by_id, range(0, max_slices + 1)),
+        "metrics": {"slice": slice_metrics,
+                    "patient": {str(row["threshold"]): row for row in sweep},
+                    "seconds_per_patient": round(float(np.mean([p["seconds"] for p in patients])), 3)},
+        "data": {"dataset": "covid-ct-md", "patients": [p["id"] for p in patients],
+                 "files": hashed["files"], "digest": hashed["digest"]},
+        "timing": {"eval_s": round(sum(p["seconds"] for p in patients), 3), "started": started,
+                   "finished": now_iso()},
+        "memory": peak_memory(device),
+        "environment": {"git": git_state(), "versions": package_versions(),
+                        "device": device_info(device), "precision": precision,
+                        "channels_last": prof.channels_last},
+    }
+    write_result(path, result)
+    return result
+
+
+def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "results",
+              seeds: Sequence[int] = (0,), only: Union[str, Sequence[str], None] = None,
+              skip_finished: bool = True, overrides: Optional[Dict[str, Any]] = None,
+              runs_dir: PathLike = "runs", quiet: Optional[bool] = None,
+              data_root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+    """Run every step of :func:`plan` for each seed, in order: finished steps (a results file
+    with the same configuration) are skipped when ``skip_finished``; interrupted training
+    resumes from its last checkpoint. ``only``: experiment names, run names or
+    ``"experiment/name"`` to restrict to. Returns one summary dict per step
+    (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped", ``seconds``)."""
+    prof = get_profile(profile, overrides)
+    only_list = [only] if isinstance(only, str) else list(only or [])
+    quiet = quiet_default(quiet)
+    summary = []
+    for seed in seeds:
+        for step in plan(prof):
+            if not _selected(step, only_list):
+                continue
+            tic = time.perf_counter()
+            if step.kind == "patients":
+                source = result_path(results_dir, prof.name, "classification", step.name, seed)
+                if not source.is_file():
+                    warnings.warn(f"table4/{step.name}: no classifier result {source}; skipped",
+                                  stacklevel=2)
+                    continue
+                result = patient_sweep(source, prof, results_dir=results_dir, seed=seed,
+                                       quiet=quiet, data_root=data_root,
+                                       skip_finished=skip_finished)
+            else:
+                init = _joint_parts(prof, results_dir, runs_dir, seed) if step.init_joint else None
+                result = train(step.model, profile=prof, results_dir=results_dir, runs_dir=runs_dir,
+                               experiment=step.experiment, seed=seed, resume=True, quiet=quiet,
+                               name=step.name, pixel_supervised=step.pixel_supervised,
+                               init_from=init, data_root=data_root, skip_finished=skip_finished)
+            path = result_path(results_dir, prof.name, step.experiment, step.name, seed)
+            summary.append({"experiment": step.experiment, "name": step.name, "seed": seed,
+                            "path": str(path), "status": "skipped" if "path" in result else "done",
+                            "seconds": round(time.perf_counter() - tic, 1)})
+    return summary

@@ -1,0 +1,322 @@
+"""One trainer for every model: segmentation (deep supervision: the model's own ``criterion()``
+on its training outputs), classification (cross-entropy, or cross-entropy + the pixel-supervised
+activation-map loss of paper Fig. 9) and the joint model (initialised from a trained classifier
+and a trained ``jcs-seg``, jcs_official.md §4.3).
+
+Each run keeps its training state in ``<runs_dir>/<profile>/<experiment>/<name>/seed<k>/``:
+``checkpoint.pt`` (model, optimiser, iteration counter, RNG states, loss history, elapsed time;
+written atomically every ``checkpoint_every`` epochs), ``best.pt`` (classifiers: best validation
+weights) and ``model.pt`` (final weights + model name/options, for ``evaluate`` and the joint
+model). ``resume=True`` continues from ``checkpoint.pt`` and ends with the same result as an
+uninterrupted run (bitwise on the CPU). Results: see :mod:`jcs.engine.results`.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from jcs.models import ActivationMapLoss, create_model, save_checkpoint
+from jcs.models import registry as model_registry
+
+from .datasets import DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names, item_names, task_of
+from .evaluate import run_evaluation
+from .profiles import Profile, Recipe, config_hash, get_profile
+from .provenance import device_info, git_state, now_iso, package_versions, peak_memory, reset_peak_memory
+from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
+                      write_result)
+from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
+                      seed_everything, select_device, set_rng_state, to_device, to_float,
+                      worker_init)
+from .schedule import build_optimizer, learning_rate, set_learning_rate
+
+PathLike = Union[str, Path]
+CHECKPOINT_FORMAT = 1
+NO_BACKBONE = ("unet", "unet-bilinear")  # trained from scratch in every profile (no ImageNet body)
+Callback = Callable[[Dict[str, Any]], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run keeps its state (``runs/``) and its results (``results/``)."""
+
+    run_dir: Path
+    result: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.run_dir / "model.pt"
+
+    @property
+    def predictions(self) -> Path:
+        return predictions_dir(self.result)
+
+
+def run_paths(results_dir: PathLike, runs_dir: PathLike, profile: str, experiment: str, name: str,
+              seed: int) -> RunPaths:
+    """The :class:`RunPaths` of one run."""
+    return RunPaths(run_dir=Path(runs_dir) / profile / experiment / name / f"seed{seed}",
+                    result=result_path(results_dir, profile, experiment, name, seed))
+
+
+def model_options(model_name: str, profile: Profile, initialised: bool = False) -> Dict[str, Any]:
+    """Builder options from the profile: ``norm`` and ``pretrained`` where the model's builder
+    takes them (U-Net has no backbone; a joint model initialised from trained parts needs no
+    ImageNet weights)."""
+    if model_name not in model_registry.list_models():
+        create_model(model_name)  # raises the registry's "unknown model" error
+    params = inspect.signature(model_registry._REGISTRY[model_name]).parameters
+    options: Dict[str, Any] = {}
+    if "norm" in params:
+        options["norm"] = profile.norm
+    if ("pretrained" in params and profile.pretrained and not initialised
+            and model_name not in NO_BACKBONE):
+        options["pretrained"] = True
+    return options
+
+
+def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _forward_loss(model: nn.Module, batch: Dict[str, Any], task: str, criterion: nn.Module,
+                  device: torch.device, precision: str, channels_last: bool) -> torch.Tensor:
+    """Forward under autocast, loss in float32 outside it."""
+    x = to_device(batch["image"], device, channels_last)
+    pixel = isinstance(criterion, ActivationMapLoss)
+    with autocast(device, precision):
+        outputs = model.forward_with_features(x) if pixel else model(x)
+    if task == "segmentation":
+        return criterion(to_float(outputs), batch["mask"].to(device, non_blocking=True))
+    labels = batch["label"].to(device, non_blocking=True)
+    if pixel:
+        logits, features = outputs
+        return criterion(logits, features, model.fc.weight, labels,
+                         batch["mask"].to(device, non_blocking=True))
+    return criterion(outputs.float(), labels)
+
+
+def _subsample(values: List[float], limit: int) -> Dict[str, List]:
+    stride = max(1, math.ceil(len(values) / max(1, limit)))
+    steps = list(range(0, len(values), stride))
+    return {"iteration": steps, "iteration_loss": [round(values[i], 6) for i in steps]}
+
+
+def _score(metrics: Dict[str, Any], key: str) -> float:
+    value = metrics.get("roc_auc" if key == "auc" else key)
+    return float("-inf") if value is None or not math.isfinite(value) else float(value)
+
+
+def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = None,
+          profile: Union[str, Profile] = "smoke", overrides: Optional[Mapping[str, Any]] = None,
+          results_dir: PathLike = "results", runs_dir: PathLike = "runs",
+          experiment: str = "default", seed: int = 0, resume: bool = False,
+          quiet: Optional[bool] = None, *, name: Optional[str] = None,
+          pixel_supervised: bool = False, init_from: Optional[Mapping[str, PathLike]] = None,
+          callbacks: Sequence[Callback] = (), data_root: Optional[PathLike] = None,
+          skip_finished: bool = False) -> Dict[str, Any]:
+    """Train ``model_name`` with a profile's recipe, evaluate it on the test split and write the
+    results file. Returns the result dict (as written).
+
+    ``dataset``: a registry name (default ``medseg`` / ``ucsd-covid-ct`` by task) or a dict of
+    datasets ``{"train", "test"[, "val"]}``. ``name``: results/run name (default the model name).
+    ``pixel_supervised``: classifiers only, adds the MedSeg train slices with masks and the
+    activation-map loss. ``init_from``: ``{"classifier": path, "segmentation": path}`` of trained
+    ``model.pt`` files for ``jcs-joint``. ``callbacks``: called with a dict (``epoch``,
+    ``iteration``, ``loss``, ``run_dir``) after each epoch's checkpoint. ``quiet``: no progress
+    bars (default: env ``JCS_QUIET``). ``skip_finished``: return the existing results file
+    instead of training when it was made with the same configuration."""
+    prof = get_profile(profile, overrides)
+    task = task_of(model_name)
+    recipe = prof.recipe(task)
+    name = name or model_name
+    quiet = quiet_default(quiet)
+    device = select_device(prof.device)
+    precision = resolve_precision(prof.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = prof.cudnn_benchmark
+    paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
+    if init_from is not None and set(init_from) != {"classifier", "segmentation"}:
+        raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")
+    dataset_name = "custom" if isinstance(dataset, Mapping) else dataset or DEFAULT_DATASET[task]
+    options = model_options(model_name, prof, initialised=init_from is not None)
+    config = {"profile": {k: v for k, v in prof.to_dict().items() if k != "description"},
+              "model": model_name, "model_options": options, "name": name,
+              "experiment": experiment, "dataset": dataset_name, "seed": seed,
+              "pixel_supervised": pixel_supervised, "initialised": init_from is not None,
+              "precision": precision, "device_type": device.type}
+    chash = config_hash(config)
+    if skip_finished and finished(paths.result, chash):
+        return load_result(paths.result)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(dataset, Mapping):
+        splits = custom_splits(dataset)
+    else:
+        splits = build_splits(task, dataset_name, recipe, prof, pixel_supervised, root=data_root)
+
+    seed_everything(seed)
+    model = create_model(model_name, **options)
+    if init_from is not None:
+        model.load_parts(init_from["classifier"], init_from["segmentation"])
+    model = prepare_model(model, device, prof.channels_last)
+    optimizer = build_optimizer(model, recipe)
+    if pixel_supervised:
+        criterion: nn.Module = ActivationMapLoss(weight=prof.cam_loss_weight, mode=prof.cam_loss_mode)
+    else:
+        criterion = model.criterion()
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    batch_size = min(recipe.batch_size, len(splits.train))
+    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=generator,
+                        num_workers=prof.num_workers, worker_init_fn=worker_init,
+                        persistent_workers=prof.num_workers > 0,
+                        pin_memory=device.type == "cuda")
+    iters_per_epoch = min(len(loader), recipe.max_iters or len(loader))
+    total_iters = iters_per_epoch * recipe.epochs
+
+    state: Dict[str, Any] = {"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
+                             "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
+                             "best": {"epoch": None, "score": float("-inf")}}
+    if resume and paths.checkpoint.is_file():
+        state = _load_state(paths, chash, model, optimizer, generator)
+    reset_peak_memory(device)
+
+    bar = tqdm(total=total_iters, initial=state["iteration"], disable=quiet, unit="it",
+               desc=f"{name} [{prof.name}]", dynamic_ncols=True)
+    session_start = time.perf_counter()
+    train_s_before = state["train_s"]
+    for epoch in range(state["epoch"], recipe.epochs):
+        model.train()
+        epoch_losses: List[float] = []
+        state["history"]["lr"].append(learning_rate(recipe, epoch, state["iteration"], total_iters))
+        for step, batch in enumerate(loader):
+            if step >= iters_per_epoch:
+                break
+            set_learning_rate(optimizer, learning_rate(recipe, epoch, state["iteration"], total_iters))
+            loss = _forward_loss(model, batch, task, criterion, device, precision, prof.channels_last)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{name}: training loss is {loss.item()} at iteration {state['iteration']} "
+                    f"(epoch {epoch}); lower the learning rate (override '{_part(task)}.lr', now "
+                    f"{recipe.lr}) or use precision='fp32'")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            epoch_losses.append(value)
+            state["history"]["iteration_loss"].append(value)
+            state["iteration"] += 1
+            bar.update(1)
+            bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{value:.4f}")
+        state["history"]["epoch"].append(sum(epoch_losses) / max(1, len(epoch_losses)))
+        if task == "classification" and splits.val is not None:
+            val = run_evaluation(model, splits.val, task, device=device, precision=precision,
+                                 channels_last=prof.channels_last, batch_size=prof.eval_batch_size)
+            state["history"]["val"].append(val["metrics"])
+            score = _score(val["metrics"], prof.val_metric)
+            if state["best"]["epoch"] is None or score > state["best"]["score"]:
+                state["best"] = {"epoch": epoch + 1, "score": score}
+                _atomic_save({"model": model.state_dict(), "epoch": epoch + 1}, paths.best)
+        state["epoch"] = epoch + 1
+        state["train_s"] = train_s_before + time.perf_counter() - session_start
+        if state["epoch"] % prof.checkpoint_every == 0 or state["epoch"] == recipe.epochs:
+            _save_state(paths, chash, state, model, optimizer, generator)
+        info = {"epoch": state["epoch"], "iteration": state["iteration"],
+                "loss": state["history"]["epoch"][-1], "run_dir": paths.run_dir}
+        for callback in callbacks:
+            callback(info)
+    bar.close()
+
+    if state["best"]["epoch"] is not None:
+        model.load_state_dict(torch.load(paths.best, map_location=device, weights_only=True)["model"])
+    _save_model(paths.model, model, options, task, recipe, chash)
+    test_names = item_names(splits.test)
+    evaluation = run_evaluation(
+        model, splits.test, task, device=device, precision=precision,
+        channels_last=prof.channels_last, batch_size=prof.eval_batch_size,
+        save_predictions=paths.predictions if task == "segmentation" else None,
+        prediction_names=fixed_names(test_names, prof.preview_count), prediction_size=prof.preview_size,
+        quiet=quiet)
+    result = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train",
+        "profile": prof.name, "experiment": experiment, "name": name, "model": model_name,
+        "task": task, "seed": seed, "config": config, "config_hash": chash,
+        "metrics": evaluation["metrics"], "per_image": evaluation["per_image"],
+        "curves": evaluation.get("curves"),
+        "loss": {"epoch": [round(v, 6) for v in state["history"]["epoch"]],
+                 **_subsample(state["history"]["iteration_loss"], prof.max_loss_points),
+                 "lr": state["history"]["lr"], "val": state["history"]["val"],
+                 "best_epoch": state["best"]["epoch"], "iterations": state["iteration"],
+                 "iterations_per_epoch": iters_per_epoch, "batch_size": batch_size},
+        "init_from": {k: str(v) for k, v in init_from.items()} if init_from else None,
+        "data": describe_data(dataset_name, splits.as_dict()) if dataset_name != "custom"
+        else {"dataset": "custom", "splits": {k: item_names(v) for k, v in splits.as_dict().items()}},
+        "timing": {"train_s": round(state["train_s"], 3), "eval_s": evaluation["eval_s"],
+                   "started": state["started"], "finished": now_iso()},
+        "memory": peak_memory(device),
+        "environment": {"git": git_state(), "versions": package_versions(),
+                        "device": device_info(device), "precision": precision,
+                        "channels_last": prof.channels_last},
+        "checkpoint": str(paths.model),
+        "predictions": str(paths.predictions) if task == "segmentation" else None,
+    }
+    write_result(paths.result, result)
+    return result
+
+
+def _part(task: str) -> str:
+    return "seg" if task == "segmentation" else "cls"
+
+
+def _save_state(paths: RunPaths, chash: str, state: Dict[str, Any], model: nn.Module,
+                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "config_hash": chash, "epoch": state["epoch"],
+               "iteration": state["iteration"], "train_s": state["train_s"],
+               "started": state["started"], "history": state["history"], "best": state["best"],
+               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "rng": rng_state(generator)}
+    _atomic_save(payload, paths.checkpoint)
+
+
+def _load_state(paths: RunPaths, chash: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator) -> Dict[str, Any]:
+    payload = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("config_hash") != chash:
+        raise ValueError(
+            f"{paths.checkpoint} was written by a run with another configuration (or jcs version); "
+            "delete it to start over, or call train(..., resume=False)")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    set_rng_state(payload["rng"], generator)
+    return {k: payload[k] for k in ("epoch", "iteration", "train_s", "started", "history", "best")}
+
+
+def _save_model(path: Path, model: nn.Module, options: Dict[str, Any], task: str, recipe: Recipe,
+                chash: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_checkpoint(tmp, model, model_options=options, task=task, input_size=recipe.size,
+                    config_hash=chash)
+    os.replace(tmp, path)

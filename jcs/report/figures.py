@@ -1,0 +1,248 @@
+"""Figures of the book from the results files: ROC curves and activation maps (paper Fig. 9),
+the qualitative segmentation grid (Fig. 10), the per-slice Dice histogram and Dice vs lesion
+area (Fig. 11) and the training-loss curves. Every function returns a matplotlib Figure."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from jcs import paper
+from jcs.data import SegmentationSlices, dataset_path, read_mask, read_slice
+from jcs.metrics import roc_curve
+
+from .results import REPO_ROOT, load_runs, load_selected, resolve_profile, run_label
+from .tables import CLASSIFIERS, DICE_BINS, JCS_RUN, TABLE7_RUNS, _per_image, dice_by_area
+
+__all__ = ["plot_roc", "plot_loss_curves", "plot_qualitative", "plot_dice_histogram",
+           "plot_activation_maps", "find_checkpoint", "activation_map_slices"]
+
+PathLike = Union[str, Path]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(results_dir: PathLike = "results", profile: str = "auto",
+             seeds: Optional[Sequence[int]] = None):
+    """ROC curves of the classifiers on the UCSD test split (one curve per run and seed)."""
+    plt = _plt()
+    profile = resolve_profile(results_dir, profile, ["classification"])
+    names = [name for name, _ in CLASSIFIERS]
+    runs = load_runs(results_dir, profile, "classification", names, seeds, required=False)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for (name, results), color in zip(runs.items(), ("#4c72b0", "#dd8452", "#55a868")):
+        for i, result in enumerate(results):
+            labels = [row["label"] for row in result["per_image"]]
+            scores = [row["score"] for row in result["per_image"]]
+            fpr, tpr, _ = roc_curve(labels, scores)
+            auc = result["metrics"].get("roc_auc")
+            ax.plot(fpr, tpr, color=color, alpha=0.9 if i == 0 else 0.4,
+                    label=f"{name} (AUC {auc:.3f})" if i == 0 and auc is not None else None)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01),
+           title=f"ROC, UCSD test split ({profile})")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(results_dir: PathLike = "results", profile: str = "auto",
+                     experiments: Sequence[str] = ("table7",), seed: int = 0):
+    """Mean training loss per epoch of every run of ``experiments`` (seed ``seed``)."""
+    plt = _plt()
+    experiments = [experiments] if isinstance(experiments, str) else list(experiments)
+    profile = resolve_profile(results_dir, profile, experiments)
+    runs = {name: results for experiment in experiments
+            for name, results in load_runs(results_dir, profile, experiment, seeds=[seed]).items()}
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, results in runs.items():
+        losses = results[0].get("loss", {}).get("epoch") or []
+        ax.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 15 else None,
+                markersize=3, label=name)
+    ax.set(xlabel="epoch", ylabel="training loss (mean over the epoch)",
+           title=f"Training loss, {', '.join(experiments)} ({profile}, seed {seed})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _test_samples(result: Dict[str, Any]) -> Dict[str, tuple]:
+    """``{slice name: (image path, mask path)}`` of the test split of a segmentation result."""
+    name = (result.get("data") or {}).get("dataset", "medseg")
+    return {n: (image, mask) for n, image, mask in SegmentationSlices(name, "test").samples}
+
+
+def _predictions_dir(result: Dict[str, Any]) -> Path:
+    path = Path(result["path"])
+    return path.with_name(f"{path.stem}_predictions")
+
+
+def plot_qualitative(results_dir: PathLike = "results", profile: str = "auto",
+                     runs: Sequence[tuple] = TABLE7_RUNS, max_slices: int = 4, seed: int = 0):
+    """Paper Fig. 10: test slices (rows) with the ground truth and the saved probability maps
+    of each method (columns; ``runs`` = ``(label, experiment, run name)``), from the
+    ``<run>_predictions/`` PNGs beside the results files."""
+    plt = _plt()
+    from PIL import Image
+
+    specs = [(e, n) for _, e, n in runs]
+    profile = resolve_profile(results_dir, profile, sorted({e for e, _ in specs}))
+    loaded = load_selected(results_dir, profile, specs, [seed])
+    columns = [(label, loaded[(e, n)][0]) for label, e, n in runs if (e, n) in loaded]
+    samples = _test_samples(columns[0][1])
+    common = set.intersection(*[{p.stem for p in _predictions_dir(r).glob("*.png")}
+                                for _, r in columns])
+    names = sorted(common & set(samples))[:max_slices]
+    if not names:
+        raise FileNotFoundError(f"no prediction PNGs common to {', '.join(l for l, _ in columns)} "
+                                f"({profile}); re-run the experiments to write them")
+    cols = 2 + len(columns)
+    fig, axes = plt.subplots(len(names), cols, figsize=(1.9 * cols, 1.95 * len(names)), squeeze=False)
+    for r, slice_name in enumerate(names):
+        image_path, mask_path = samples[slice_name]
+        axes[r, 0].imshow(read_slice(image_path), cmap="gray")
+        axes[r, 1].imshow(read_mask(mask_path), cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(slice_name.replace("tr_im_", "MedSeg "), fontsize=8)
+        for c, (_, result) in enumerate(columns, start=2):
+            png = _predictions_dir(result) / f"{slice_name}.png"
+            axes[r, c].imshow(np.asarray(Image.open(png)), cmap="gray", vmin=0, vmax=255)
+    for c, title in enumerate(["image", "ground truth"] + [label for label, _ in columns]):
+        axes[0, c].set_title(title, fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Probability maps on MedSeg test slices ({run_label(profile, loaded)})",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dice_histogram(results_dir: PathLike = "results", profile: str = "auto",
+                        experiment: str = JCS_RUN[0], run: str = JCS_RUN[1],
+                        seeds: Optional[Sequence[int]] = None):
+    """Paper Fig. 11: histogram of the per-slice Dice of ``run`` (bins 0.1 wide, all seeds
+    pooled) with the paper's two stated shares, and mean Dice per lesion-area bin."""
+    plt = _plt()
+    profile = resolve_profile(results_dir, profile, [experiment])
+    runs = load_runs(results_dir, profile, experiment, [run], seeds)
+    dice = np.concatenate(_per_image(runs[run], "dice"))
+    dice = dice[np.isfinite(dice)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    weights = np.full(dice.size, 100.0 / max(1, dice.size))
+    axes[0].hist(dice, bins=DICE_BINS, weights=weights, color="#4c72b0", edgecolor="white")
+    facts = {f["fact"]: f["value"] for f in paper.FIG11.records()}
+    above, below = list(facts.values())
+    axes[0].set(xlabel="per-slice Dice", ylabel="% of test slices", xlim=(0, 1),
+                title=f"{run}: {100 * (dice > 0.6).mean():.1f}% of slices with Dice > 0.6 "
+                      f"(paper {100 * above:.1f}%)")
+    axes[0].title.set_fontsize(9)
+    by_area = dice_by_area(results_dir, profile, experiment, run, seeds)
+    values = by_area[("Dice", "ours")].to_numpy()
+    axes[1].bar(range(len(values)), np.nan_to_num(values), color="#55a868")
+    axes[1].set_xticks(range(len(values)), by_area.index, fontsize=8)
+    for i, n in enumerate(by_area[("slices", "ours")]):
+        axes[1].text(i, np.nan_to_num(values[i]) + 0.01, f"n={int(n)}", ha="center", fontsize=7)
+    axes[1].set(xlabel="lesion area (share of the slice)", ylabel="mean Dice", ylim=(0, 1),
+                title="Dice vs lesion area (paper: Dice grows with lesion area)")
+    axes[1].title.set_fontsize(9)
+    fig.suptitle(f"{run_label(profile, runs)}; paper: {100 * below:.1f}% of slices below 0.1",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 9: activation maps
+
+
+def find_checkpoint(result: Dict[str, Any], runs_dir: Optional[PathLike] = None) -> Optional[Path]:
+    """The final weights of a run: the ``checkpoint`` path of its results file, else the same
+    run under ``runs_dir`` (default ``<repo>/runs``); None when neither exists."""
+    recorded = Path(result.get("checkpoint") or "")
+    run = Path(result["profile"]) / result["experiment"] / result["name"] / f"seed{result['seed']}" / "model.pt"
+    candidates = [recorded, REPO_ROOT / recorded, Path(runs_dir or REPO_ROOT / "runs") / run]
+    return next((c for c in candidates if str(c) not in ("", ".") and c.is_file()), None)
+
+
+def activation_map_slices(n_medseg: int = 4, root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+    """The slices Fig. 9 is drawn on: the 8 COVID-CS demo slices (no masks) and ``n_medseg``
+    evenly spaced MedSeg test slices (with lesion masks). Dicts with ``name``, ``image``
+    (uint8 H×W), ``mask`` (uint8 or None), ``source``."""
+    slices = [{"name": p.stem, "image": read_slice(p), "mask": None, "source": "COVID-CS demo"}
+              for p in sorted(dataset_path("covid-cs-examples", root).glob("*.jpg"))]
+    samples = SegmentationSlices("medseg", "test", root=root).samples
+    picks = np.linspace(0, len(samples) - 1, n_medseg).round().astype(int) if n_medseg else []
+    for i in picks:
+        name, image, mask = samples[i]
+        slices.append({"name": name, "image": read_slice(image), "mask": read_mask(mask),
+                       "source": "MedSeg test"})
+    return slices
+
+
+def _cams(checkpoint: Path, images: Sequence[np.ndarray], device: str) -> List[np.ndarray]:
+    import torch
+
+    from jcs.data import to_network_input
+    from jcs.engine.evaluate import load_trained_model
+    from jcs.explain import GradCAM
+
+    model, payload = load_trained_model(checkpoint)
+    size = int(payload.get("size") or payload.get("input_size") or 224)
+    model = model.to(device).eval()
+    cam = GradCAM(model)
+    maps = []
+    for image in images:
+        x = to_network_input(image, size)[None].to(device)
+        maps.append(cam(x, class_index=1)[0].float().cpu().numpy())
+    return maps
+
+
+def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
+                         slices: Optional[List[Dict[str, Any]]] = None,
+                         runs_dir: Optional[PathLike] = None, device: str = "cpu", seed: int = 0):
+    """Paper Fig. 9: Grad-CAM maps (``layer4``) of the image-label-only classifier and of the
+    pixel-supervised one, over each slice (MedSeg slices with their lesion outline in white).
+    The classifiers are loaded from their checkpoints (``runs/``, see :func:`find_checkpoint`);
+    raises FileNotFoundError naming the missing checkpoint otherwise."""
+    plt = _plt()
+    from jcs.explain import overlay
+
+    profile = resolve_profile(results_dir, profile, ["classification"])
+    names = [name for name, _ in CLASSIFIERS]
+    runs = load_runs(results_dir, profile, "classification", names, [seed], required=False)
+    if not runs:
+        load_runs(results_dir, profile, "classification", names, [seed])
+    slices = activation_map_slices() if slices is None else slices
+    columns = []
+    for name, results in runs.items():
+        checkpoint = find_checkpoint(results[0], runs_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(
+                f"no checkpoint of {name} ({profile}, seed {seed}): looked for "
+                f"{results[0].get('checkpoint')} and runs/{profile}/classification/{name}/"
+                f"seed{seed}/model.pt; retrain it (retrain=True) to draw activation maps")
+        columns.append((name, _cams(checkpoint, [s["image"] for s in slices], device)))
+    descriptions = dict(CLASSIFIERS)
+    fig, axes = plt.subplots(1 + len(columns), len(slices),
+                             figsize=(1.75 * len(slices), 1.9 * (1 + len(columns))), squeeze=False)
+    for c, item in enumerate(slices):
+        axes[0, c].imshow(item["image"], cmap="gray")
+        axes[0, c].set_title(f"{item['source']}\n{item['name'][-8:]}", fontsize=7)
+        for r, (name, maps) in enumerate(columns, start=1):
+            axes[r, c].imshow(overlay(item["image"], maps[c]))
+            if item["mask"] is not None and item["mask"].any():
+                axes[r, c].contour(item["mask"].astype(float), levels=[0.5], colors=["white"],
+                                   linewidths=0.6)
+    for r, (name, _) in enumerate([("CT slice", None)] + columns):
+        axes[r, 0].set_ylabel(descriptions.get(name, name) if r else name, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Grad-CAM activation maps ({run_label(profile, runs)})", fontsize=9)
+    fig.tight_layout()
+    return fig

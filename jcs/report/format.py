@@ -1,0 +1,113 @@
+"""Display of the report tables: numeric DataFrames with ``(metric, column)`` columns, where a
+column ``"<x> std"`` holds the standard deviation over seeds of column ``"<x>"``, become
+"mean ± std" percentages with a caption naming the profile, hardware, metric definitions and
+notes (all kept in ``DataFrame.attrs``)."""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Dict, List, Optional
+
+import pandas as pd
+
+__all__ = ["format_table", "show", "caption_html", "TableAttrs"]
+
+TableAttrs = Dict[str, Any]
+
+
+def _number(value: Any, percent: bool, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, str):
+        return value
+    if percent:
+        return f"{100 * float(value):.{digits}f}"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value)}"
+    return f"{float(value):.{digits}f}"
+
+
+def format_table(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> pd.DataFrame:
+    """Strings for display: every column ``c`` with a sibling ``c std`` becomes ``"mean ± std"``
+    (the std column is dropped). ``percent`` (default ``df.attrs["percent"]``, True) prints
+    fractions as percentages with ``digits`` decimals (default 1; 3 when not percent), except
+    the metrics listed in ``df.attrs["plain"]`` (counts, thresholds)."""
+    percent = df.attrs.get("percent", True) if percent is None else percent
+    digits = (1 if percent else 3) if digits is None else digits
+    columns = list(df.columns)
+    std_of = {}
+    for col in columns:
+        key = col[-1] if isinstance(col, tuple) else col
+        if isinstance(key, str) and key.endswith(" std"):
+            base = (*col[:-1], key[:-4]) if isinstance(col, tuple) else key[:-4]
+            if base in columns:
+                std_of[base] = col
+    keep = [c for c in columns if c not in std_of.values()]
+    out = pd.DataFrame(index=df.index, columns=pd.MultiIndex.from_tuples(keep)
+                       if isinstance(df.columns, pd.MultiIndex) else keep, dtype=object)
+    plain = set(df.attrs.get("plain", ()))
+    for col in keep:
+        as_percent = percent and (col[0] if isinstance(col, tuple) else col) not in plain
+        values = []
+        for idx in df.index:
+            mean = df.at[idx, col]
+            text = _number(mean, as_percent and _is_number(mean), digits)
+            if col in std_of:
+                std = df.at[idx, std_of[col]]
+                if _is_number(std) and not math.isnan(float(std)) and text != "—":
+                    text += f" ± {_number(std, as_percent, digits)}"
+            values.append(text)
+        out[col] = values
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def caption_html(attrs: TableAttrs) -> str:
+    """The caption of a table: title, what produced "ours", metric definitions, notes, source."""
+    parts: List[str] = []
+    if attrs.get("title"):
+        parts.append(f"<p><strong>{html.escape(attrs['title'])}</strong></p>")
+    if attrs.get("ours"):
+        parts.append(f"<p><em>Ours:</em> {html.escape(attrs['ours'])}.</p>")
+    if attrs.get("percent", True):
+        parts.append("<p>Values in %; ours as mean ± std over seeds where several seeds exist.</p>")
+    definitions = attrs.get("definitions") or {}
+    if definitions:
+        items = "".join(f"<li><strong>{html.escape(k)}</strong>: {html.escape(v)}</li>"
+                        for k, v in definitions.items())
+        parts.append(f"<p>Definitions:</p><ul>{items}</ul>")
+    notes = attrs.get("notes") or []
+    if notes:
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        parts.append(f"<p>Notes:</p><ul>{items}</ul>")
+    if attrs.get("source"):
+        link = (f' (<a href="../api.html#{html.escape(attrs["api"])}">where this comes from</a>)'
+                if attrs.get("api") else "")
+        parts.append(f"<p><em>Computed by</em> <code>{html.escape(attrs['source'])}</code>"
+                     f"{link}.</p>")
+    return "".join(parts)
+
+
+class _Shown:
+    """An object with an HTML representation (what ``show`` returns for notebooks)."""
+
+    def __init__(self, html_text: str, text: str):
+        self._html, self._text = html_text, text
+
+    def _repr_html_(self) -> str:
+        return self._html
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def show(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> _Shown:
+    """The formatted table with its caption, for display in a notebook (HTML) or a console."""
+    table = format_table(df, percent, digits)
+    body = table.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
+    caption = caption_html(df.attrs)
+    return _Shown(f'<div class="jcs-report-table">{body}{caption}</div>',
+                  f"{df.attrs.get('title', '')}\n{table.to_string()}")

@@ -1,0 +1,159 @@
+"""Reading the results files of :mod:`jcs.engine.results` for the book: which profile to show,
+every seed of a run, mean ± std over seeds, and a label of the hardware that produced them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from jcs.engine.results import load_results
+
+__all__ = ["PROFILE_ORDER", "REPO_ROOT", "ResultsNotFoundError", "available_profiles",
+           "resolve_profile", "training_profile", "load_runs", "load_selected", "seed_stats",
+           "hardware_label", "provenance_table", "run_label"]
+
+PathLike = Union[str, Path]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILE_ORDER = ("paper", "gpu", "cpu", "smoke")  # best first: what profile="auto" picks
+
+
+class ResultsNotFoundError(FileNotFoundError):
+    """No results file for the requested profile / experiment."""
+
+
+def available_profiles(results_dir: PathLike, experiments: Optional[Iterable[str]] = None) -> List[str]:
+    """Profiles with at least one results file under ``results_dir`` (for one of ``experiments``
+    if given), best first (:data:`PROFILE_ORDER`, then any other name alphabetically)."""
+    base = Path(results_dir)
+    found = set()
+    if base.is_dir():
+        for folder in base.iterdir():
+            if not folder.is_dir():
+                continue
+            wanted = list(experiments) if experiments else ["*"]
+            if any(any((folder / exp).glob("*.json")) if exp != "*" else any(folder.glob("*/*.json"))
+                   for exp in wanted):
+                found.add(folder.name)
+    known = [p for p in PROFILE_ORDER if p in found]
+    return known + sorted(found - set(PROFILE_ORDER))
+
+
+def training_profile(profile: str = "auto") -> str:
+    """The profile to retrain with: ``profile`` itself, or for ``"auto"`` ``"gpu"`` when CUDA is
+    available and ``"cpu"`` otherwise."""
+    if profile != "auto":
+        return profile
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_profile(results_dir: PathLike, profile: str = "auto",
+                    experiments: Optional[Iterable[str]] = None) -> str:
+    """``profile`` itself, or for ``"auto"`` the best profile present (paper > gpu > cpu >
+    smoke) having results for ``experiments``. Raises :class:`ResultsNotFoundError` saying how
+    to make results when there are none."""
+    if profile != "auto":
+        return profile
+    found = available_profiles(results_dir, experiments)
+    if not found:
+        what = f" for {', '.join(experiments)}" if experiments else ""
+        raise ResultsNotFoundError(
+            f"no results files{what} under {Path(results_dir).resolve()}: run "
+            "`make reproduce PROFILE=cpu` (or the notebook with retrain=True) first")
+    return found[0]
+
+
+def load_runs(results_dir: PathLike, profile: str, experiment: str,
+              names: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
+              required: bool = True) -> Dict[str, List[Dict[str, Any]]]:
+    """``{run name: [result dict per seed]}`` of one experiment, in the order of ``names`` (all
+    runs, sorted, when None); only ``seeds`` when given. A missing run raises
+    :class:`ResultsNotFoundError` when ``required``, else is left out."""
+    results = load_results(results_dir, profile, experiment)
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    for result in results:
+        if seeds is None or result["seed"] in seeds:
+            runs.setdefault(result["name"], []).append(result)
+    if names is None:
+        return dict(sorted(runs.items()))
+    missing = [n for n in names if n not in runs]
+    if missing and required:
+        folder = Path(results_dir) / profile / experiment
+        raise ResultsNotFoundError(
+            f"no results for {', '.join(missing)} in {folder} (found: "
+            f"{', '.join(sorted(runs)) or 'nothing'}); run the experiment first, e.g. "
+            f"jcs.engine.reproduce({profile!r}, only=[{experiment!r}])")
+    return {n: runs[n] for n in names if n in runs}
+
+
+def load_selected(results_dir: PathLike, profile: str, runs: Sequence[Tuple[str, str]],
+                  seeds: Optional[Sequence[int]] = None) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+    """``{(experiment, run name): [result per seed]}`` for the ``(experiment, run name)`` pairs
+    that have results; raises :class:`ResultsNotFoundError` when none has."""
+    found: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for experiment in dict.fromkeys(e for e, _ in runs):
+        names = [n for e, n in runs if e == experiment]
+        for name, results in load_runs(results_dir, profile, experiment, names, seeds,
+                                       required=False).items():
+            found[(experiment, name)] = results
+    if not found:
+        listing = ", ".join(f"{e}/{n}" for e, n in runs)
+        raise ResultsNotFoundError(
+            f"no results for {listing} under {Path(results_dir) / profile}; run the experiments "
+            f"first, e.g. jcs.engine.reproduce({profile!r}, only={sorted({e for e, _ in runs})})")
+    return found
+
+
+def seed_stats(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
+    """(mean, sample std, n) of the finite values; std is NaN for fewer than two seeds."""
+    arr = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return float("nan"), float("nan"), 0
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+    return float(arr.mean()), std, int(arr.size)
+
+
+def _device(result: Dict[str, Any]) -> str:
+    device = result.get("environment", {}).get("device", {})
+    name = device.get("name") or device.get("type") or "unknown device"
+    if device.get("type") == "cpu" and device.get("cpu_count"):
+        name = f"{name} ({device['cpu_count']} cores)"
+    return str(name)
+
+
+def hardware_label(runs: Union[Dict[str, List[Dict[str, Any]]], List[Dict[str, Any]]]) -> str:
+    """The devices that produced ``runs`` (a ``load_runs`` dict or a list of results), joined."""
+    results = [r for rs in runs.values() for r in rs] if isinstance(runs, dict) else list(runs)
+    return "; ".join(sorted({_device(r) for r in results})) or "unknown device"
+
+
+def run_label(profile: str, runs: Dict[str, List[Dict[str, Any]]]) -> str:
+    """One line naming the profile, the seeds and the hardware of ``runs``."""
+    seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    return f"profile {profile}, {seed_text}, {hardware_label(runs)}"
+
+
+def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd.DataFrame:
+    """Where each results file of an experiment comes from: seed, device, precision, code
+    version (git SHA, dirty flag), training and evaluation time, data digest."""
+    rows = []
+    for result in load_results(results_dir, profile, experiment):
+        env = result.get("environment", {})
+        git = env.get("git", {}) or {}
+        timing = result.get("timing", {}) or {}
+        data = result.get("data", {}) or {}
+        rows.append({
+            "run": result["name"], "seed": result["seed"], "device": _device(result),
+            "precision": env.get("precision"),
+            "git": (git.get("sha") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else ""),
+            "train_s": timing.get("train_s"), "eval_s": timing.get("eval_s"),
+            "finished": timing.get("finished"),
+            "data_digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
+            "file": Path(result["path"]).name,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,113 @@
+"""The Jupyter Book: built (warnings are errors) from the notebooks executed on smoke results,
+then every page opened in headless Chromium: tables and figures render, no raw LaTeX, no
+unresolved glue role, no error output. Needs the ``chromium`` browser
+(``apt-get install -y chromium`` on Debian/Ubuntu)."""
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--disable-quic", "--virtual-time-budget=8000"]
+# Page -> (minimum tables, minimum images) it must show.
+PAGES = {
+    "book/intro": (1, 0), "book/reproduce": (1, 0), "book/data": (2, 0), "book/api": (1, 0),
+    "book/references": (0, 0), "book/generated/dataset": (5, 3),
+    "book/generated/classification": (2, 2), "book/generated/ablation": (4, 1),
+    "book/generated/comparison": (4, 2), "book/generated/dice_distribution": (4, 1),
+    "book/generated/runtime": (2, 0), "book/generated/summary": (7, 0),
+}
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("the book test needs the Chromium browser: install it with "
+                    "`apt-get install -y chromium` (Debian/Ubuntu)")
+    return path
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def _stage(source: Path, executed: Path) -> None:
+    """A copy of the book sources with the executed notebooks in book/generated/."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "book", source / "book", ignore=shutil.ignore_patterns("generated"))
+    shutil.copytree(executed, source / "book" / "generated", ignore=shutil.ignore_patterns("*.py"))
+    (source / "jcs").symlink_to(ROOT / "jcs")  # the API page includes code from jcs/
+
+
+def _visible_text(soup: BeautifulSoup) -> str:
+    for tag in soup(["script", "style", "pre", "code", "mjx-container", "mjx-assistive-mml",
+                     "math", "svg", "noscript"]):
+        tag.decompose()
+    main = soup.find("main") or soup
+    return main.get_text(" ")
+
+
+@pytest.fixture(scope="module")
+def built_book(executed_notebooks, tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    source = tmp_path_factory.mktemp("book-src")
+    _stage(source, executed_notebooks)
+    return build_book.build_html(tmp_path_factory.mktemp("book-out"), source=source)
+
+
+def test_every_page_is_checked():
+    assert set(_toc_files()) == set(PAGES)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("smoke")
+def test_book_pages_render(built_book, tmp_path):
+    chromium = _chromium()
+    problems = []
+    for page, (min_tables, min_images) in PAGES.items():
+        html_file = built_book / f"{page}.html"
+        assert html_file.is_file(), f"{page}.html was not built"
+        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, "--dump-dom", html_file.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        soup = BeautifulSoup(dom, "html.parser")
+        main = soup.find("main") or soup
+        tables = main.find_all("table")
+        images = main.find_all("img")
+        if len(tables) < min_tables:
+            problems.append(f"{page}: {len(tables)} tables, expected at least {min_tables}")
+        if len(images) < min_images:
+            problems.append(f"{page}: {len(images)} images, expected at least {min_images}")
+        for img in images:
+            src = img.get("src", "")
+            if not src.startswith("data:") and not (html_file.parent / src).is_file():
+                problems.append(f"{page}: image {src} missing")
+        if main.select(".output.error, .output.traceback, .output.stderr"):
+            problems.append(f"{page}: error or stderr output cell")
+        text = _visible_text(BeautifulSoup(str(main), "html.parser"))
+        for pattern, what in ((r"Traceback \(most recent call last\)", "traceback"),
+                              (r"\{glue(:\w+)?\}", "unresolved glue role"),
+                              (r"\$[^$\s][^$]*\$", "raw LaTeX"), (r"\\\(|\\\[", "raw LaTeX"),
+                              (r"\bnan\b|\bNaN\b", "NaN in text")):
+            found = re.search(pattern, text)
+            if found:
+                problems.append(f"{page}: {what}: {text[max(0, found.start() - 60):found.end() + 20]!r}")
+    assert not problems, "\n".join(problems)
+    shot = tmp_path / "summary.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, "--window-size=1280,2400", f"--screenshot={shot}",
+                    (built_book / "book/generated/summary.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000

@@ -1,0 +1,208 @@
+"""jcs.report: profile choice, mean ± std over seeds, the paper columns (equal to jcs.paper) and
+the shapes of every table, on hand-made results files (exact numbers) and on smoke results made
+by the engine (real data, tiny size)."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jcs.report as report
+from jcs import paper
+from jcs.engine.results import SCHEMA, SCHEMA_VERSION, result_path, write_result
+
+DEVICE = {"type": "cpu", "name": "Test CPU", "cpu_count": 2}
+
+
+def _fake(results_dir, profile, experiment, name, seed=0, metrics=None, per_image=None, **extra):
+    """A minimal valid results file (schema jcs-result v1) with the given metrics."""
+    result = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train", "profile": profile,
+        "experiment": experiment, "name": name, "seed": seed,
+        "config": {"profile": {"pretrained": False, "seg": {"size": 64, "batch_size": 2},
+                               "cls": {"size": 64}, "seg_eval_size": None}},
+        "config_hash": "x", "metrics": metrics or {}, "data": {"splits": {"train": ["a"] * 3}},
+        "timing": {}, "memory": {}, "environment": {"device": DEVICE}, "model": name,
+        "task": "segmentation", "per_image": per_image or [], "loss": {"epoch": [1.0, 0.5],
+                                                                        "iterations": 4},
+        "checkpoint": None, "predictions": None, "init_from": None,
+    }
+    result.update(extra)
+    return write_result(result_path(results_dir, profile, experiment, name, seed), result)
+
+
+def _seg_metrics(value):
+    keys = ("dice", "iou", "e_adaptive", "e_mean", "e_max", "dice_mean", "dice_adaptive",
+            "sensitivity_mean", "specificity_mean", "s_measure", "mae", "dice_max", "iou_adaptive",
+            "iou_mean", "sensitivity", "specificity")
+    return {k: value for k in keys} | {"n_images": 3}
+
+
+def test_paper_numbers_are_the_papers():
+    assert paper.TABLE7.lookup("method", "JCS")["dice"] == 0.785
+    assert paper.TABLE5.lookup("no", 4)["emeasure"] == 0.920
+    assert paper.TABLE4.lookup("threshold", 25) == {"threshold": 25, "sensitivity": 0.95,
+                                                    "specificity": 0.93}
+    images = {r["subset"]: r["images"] for r in paper.COVID_CS.records()}
+    parts = ["positive, pixel-level annotated (segmentation)",
+             "positive, patient-level (classification test)", "negative, classification test",
+             "negative, classification training"]
+    assert sum(images[p] for p in parts) == images["total"] == 144167
+    assert sum(r["cases"] for r in paper.TABLE3.records()) == 400
+    assert all(t.source for t in paper.TABLES.values())
+    with pytest.raises(KeyError, match="valid"):
+        paper.TABLE7.lookup("method", "SegNet")
+
+
+def test_seed_stats():
+    mean, std, n = report.seed_stats([0.5, 0.7, None])
+    assert (mean, n) == (pytest.approx(0.6), 2)
+    assert std == pytest.approx(math.sqrt(0.02))  # sample std of 0.5, 0.7
+    assert math.isnan(report.seed_stats([0.4])[1])
+    assert report.seed_stats([])[2] == 0
+
+
+def test_auto_profile_is_the_best_present(tmp_path):
+    with pytest.raises(report.ResultsNotFoundError, match="reproduce"):
+        report.resolve_profile(tmp_path, "auto")
+    _fake(tmp_path, "smoke", "table5", "jcs-seg")
+    _fake(tmp_path, "cpu", "table5", "jcs-seg")
+    assert report.resolve_profile(tmp_path, "auto") == "cpu"
+    _fake(tmp_path, "gpu", "table7", "unet")
+    assert report.resolve_profile(tmp_path, "auto") == "gpu"
+    assert report.resolve_profile(tmp_path, "auto", ["table5"]) == "cpu"
+    assert report.resolve_profile(tmp_path, "smoke") == "smoke"
+
+
+def test_table5_mean_std_over_seeds_and_paper_column(tmp_path):
+    for name, _ in [("jcs-seg-base", 0), ("jcs-seg-efm", 0), ("jcs-seg-aff", 0)]:
+        _fake(tmp_path, "cpu", "table5", name, metrics=_seg_metrics(0.3))
+    _fake(tmp_path, "cpu", "table5", "jcs-seg", 0, metrics=_seg_metrics(0.5))
+    _fake(tmp_path, "cpu", "table5", "jcs-seg", 1, metrics=_seg_metrics(0.7))
+    df = report.table5(tmp_path, "auto")
+    assert df.shape[0] == 4 and list(df.index.names) == ["No.", "EFM", "AFF"]
+    assert list(df[("Dice", "paper")]) == [r["dice"] for r in paper.TABLE5.records()]
+    assert list(df[("E-measure", "paper")]) == [r["emeasure"] for r in paper.TABLE5.records()]
+    full = df.xs(4, level="No.")
+    assert full[("Dice", "ours")].iloc[0] == pytest.approx(0.6)
+    assert full[("Dice", "ours std")].iloc[0] == pytest.approx(math.sqrt(0.02))
+    assert math.isnan(df[("Dice", "ours std")].iloc[0])  # one seed: no std
+    for variant in ("ours adaptive", "ours mean", "ours max"):
+        assert ("E-measure", variant) in df.columns
+    assert df.attrs["profile"] == "cpu" and "Test CPU" in df.attrs["hardware"]
+    text = report.format_table(df)
+    assert text[("Dice", "ours")].iloc[3] == "60.0 ± 14.1"
+    assert text[("Dice", "paper")].iloc[3] == "77.5"
+    assert ("Dice", "ours std") not in text.columns
+    html = report.show(df)._repr_html_()
+    assert "Table V" in html and "ImageNet" in html and "api-segmentation" in html
+
+
+def test_missing_runs_are_blank_and_noted(tmp_path):
+    _fake(tmp_path, "cpu", "table7", "unet", metrics=_seg_metrics(0.4))
+    df = report.table7(tmp_path, "cpu")
+    assert list(df.index.get_level_values("Method")) == ["U-Net", "DSS", "EGNet", "PoolNet", "JCS"]
+    assert df[("Dice", "ours")].notna().sum() == 1
+    assert "No results yet" in df.attrs["notes"][0]
+    assert report.format_table(df)[("Dice", "ours")].iloc[1] == "—"
+    with pytest.raises(report.ResultsNotFoundError, match="table6"):
+        report.table6(tmp_path, "cpu")
+
+
+def test_dice_distribution_and_summary_count_slices(tmp_path):
+    dice = [0.05, 0.65, 0.95, 0.99]
+    rows = [{"name": f"s{i}", "dice": d, "lesion_area": a}
+            for i, (d, a) in enumerate(zip(dice, [40, 400, 1000, 2000]))]
+    _fake(tmp_path, "cpu", "table6", "jcs-joint", metrics=_seg_metrics(0.5), per_image=rows)
+    dist = report.dice_distribution(tmp_path, "cpu")
+    assert dist.shape[0] == 10
+    assert dist[("count", "ours")].sum() == 4
+    assert dist[("share", "ours")].iloc[0] == pytest.approx(0.25)
+    assert dist[("share", "ours")].iloc[-1] == pytest.approx(0.5)  # 0.95 and 0.99 in [0.9, 1]
+    summary = report.dice_summary(tmp_path, "cpu")
+    assert list(summary[("share", "paper")]) == [r["value"] for r in paper.FIG11.records()]
+    assert list(summary[("share", "ours")]) == pytest.approx([0.75, 0.25])
+    by_area = report.dice_by_area(tmp_path, "cpu")  # 64×64 slices: 4096 px
+    assert list(by_area[("slices", "ours")]) == [1, 0, 1, 0, 2]  # 1%, 9.8%, 24%, 49%
+    assert by_area[("Dice", "ours")].iloc[0] == pytest.approx(0.05)
+
+
+def test_table4_reads_the_sweep(tmp_path):
+    patients = [{"id": p, "label": lab, "diagnosis": "COVID-19" if lab else "Normal",
+                 "n_slices": 100, "n_positive": n, "slice_labels": None}
+                for p, lab, n in (("a", 1, 40), ("b", 1, 9), ("c", 0, 3))]
+    thresholds = {"paper": [15, 20, 25, 30], "scaled": [7.5, 10, 12.5, 15], "slice_mm": 2.0,
+                  "paper_slice_mm": 1.0, "scale": 0.5}
+    sweep = [{"threshold": t, "sensitivity": s, "specificity": 1.0}
+             for t, s in zip(thresholds["scaled"], (1.0, 0.5, 0.5, 0.5))]
+    for name in ("jcs-classifier", "jcs-classifier-pixel"):
+        _fake(tmp_path, "cpu", "table4", name, kind="patients", classifier={"name": name},
+              patients=patients, sweep=sweep, thresholds=thresholds)
+    df = report.table4(tmp_path, "cpu")
+    assert list(df.index) == [15, 20, 25, 30]
+    assert list(df[("T (slices)", "ours")]) == [7.5, 10, 12.5, 15]
+    assert list(df[("Sensitivity", "paper")]) == [r["sensitivity"] for r in paper.TABLE4.records()]
+    assert list(df[("Sensitivity", "ours, image labels only")]) == [1.0, 0.5, 0.5, 0.5]
+    assert df.attrs["n_patients"] == 3 and df.attrs["n_positive"] == 2
+    assert "Only 3 patients" in df.attrs["notes"][0]
+    assert report.format_table(df)[("T (slices)", "ours")].iloc[0] == "7.5"
+
+
+# ---------------------------------------------------------------------------------------------
+# On smoke results made by the engine
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("smoke")
+def test_tables_on_smoke_results(smoke_results):
+    shapes = {report.table5: 4, report.table6: 2, report.table7: 5, report.table4: 4,
+              report.classification_table: 2, report.dice_summary: 2,
+              report.dice_distribution: 10, report.dice_by_area: 5, report.infnet_comparison: 9}
+    for function, rows in shapes.items():
+        df = function(smoke_results, "auto")
+        assert df.shape[0] == rows, function.__name__
+        assert df.attrs["profile"] == "smoke"
+        ours = [c for c in df.columns if c[1].startswith(("ours", "value"))]
+        assert ours and df[ours].notna().any().any(), f"{function.__name__}: no values of ours"
+        assert isinstance(report.format_table(df), pd.DataFrame)
+    t7 = report.table7(smoke_results)
+    assert list(t7[("IoU", "paper")]) == [paper.TABLE7.lookup("method", m)["iou"]
+                                          for m in t7.index.get_level_values("Method")]
+    assert t7[("Dice", "ours")].between(0, 1).all()
+    t5 = report.table5(smoke_results)
+    assert t5[("Dice", "ours std")].notna().iloc[0]  # jcs-seg-base has seeds 0 and 1
+    assert len(report.segmentation_metrics(smoke_results, "smoke")) == 10
+    assert len(report.provenance_table(smoke_results, "smoke", "table5")) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("smoke")
+def test_figures_on_smoke_results(smoke_results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = [report.plot_roc(smoke_results), report.plot_qualitative(smoke_results),
+               report.plot_dice_histogram(smoke_results),
+               report.plot_loss_curves(smoke_results, "auto", ["table5"]),
+               report.plot_activation_maps(smoke_results, slices=report.activation_map_slices(1)[-2:])]
+    for fig in figures:
+        assert fig.axes
+        plt.close(fig)
+    qualitative = report.plot_qualitative(smoke_results)
+    assert qualitative.axes[0].get_title() == "image" and len(qualitative.axes) % 7 == 0
+    plt.close(qualitative)
+
+
+def test_dataset_tables(data_dir):
+    composition = report.data_composition(data_dir)
+    assert list(composition["images"][:2]) == [50, 48]
+    areas = report.medseg_lesion_areas(data_dir)
+    assert len(areas) == 100 and (areas["lesion_px"] == 0).sum() == 1
+    assert areas["lesion_fraction"].mean() == pytest.approx(0.069, abs=0.001)  # README: 6.9%
+    geometry = report.ctmd_geometry(data_dir)
+    assert len(geometry) == 6 and set(geometry["slice_step_mm"]) == {2.0}
+    scanners = report.scanner_table(data_dir)
+    assert scanners[scanners["source"].str.startswith("paper")]["cases"].sum() == 400
+    assert np.isfinite(report.ucsd_demographics(data_dir)["age"]).sum() > 10
