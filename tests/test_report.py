@@ -186,7 +186,7 @@ def test_figures_on_smoke_results(smoke_results):
     figures = [report.plot_roc(smoke_results), report.plot_qualitative(smoke_results),
                report.plot_dice_histogram(smoke_results),
                report.plot_loss_curves(smoke_results, "auto", ["table5"]),
-               report.plot_activation_maps(smoke_results, slices=report.activation_map_slices(1)[-2:])]
+               report.plot_activation_maps(smoke_results, slices=report.activation_map_slices("medseg", 2))]
     for fig in figures:
         assert fig.axes
         plt.close(fig)

@@ -28,7 +28,7 @@ import numpy as np
 from jcs.data import CTMDPatients, data_root as default_data_root
 from jcs.metrics import classification_metrics, threshold_sweep
 
-from .datasets import PatientSlices
+from .datasets import PatientSlices, evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
 from .profiles import Profile, config_hash, get_profile
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
@@ -141,21 +141,25 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
                                           if p["spacing"] is not None] or [prof.paper_slice_mm])
     patients, files = [], []
     for patient in cohort.patients:
+        keep = evenly_spaced(len(patient["slice_paths"]), prof.patient_max_slices)
+        keep = keep if keep is not None else list(range(len(patient["slice_paths"])))
+        slice_paths = [patient["slice_paths"][i] for i in keep]
+        labels = patient["slice_labels"]
+        labels = None if labels is None else [int(labels[i]) for i in keep]
         tic = time.perf_counter()
-        scores = classifier_scores(model, PatientSlices(patient["slice_paths"], size),
+        scores = classifier_scores(model, PatientSlices(slice_paths, size),
                                    device=device, precision=precision,
                                    channels_last=prof.channels_last,
                                    batch_size=prof.eval_batch_size)
         seconds = time.perf_counter() - tic
         preds = [int(s >= 0.5) for s in scores]
-        labels = patient["slice_labels"]
         patients.append({
             "id": patient["id"], "diagnosis": patient["diagnosis"], "label": patient["label"],
             "n_slices": len(scores), "spacing_mm": patient["spacing"],
             "n_positive": int(sum(preds)), "seconds": round(seconds, 3),
             "slice_scores": [round(s, 5) for s in scores],
-            "slice_labels": None if labels is None else [int(v) for v in labels]})
-        files += patient["slice_paths"]
+            "slice_labels": labels, "slice_index": keep})
+        files += slice_paths
     by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
     max_slices = max(p["n_slices"] for p in patients)
     labelled = [(lab, s) for p in patients if p["slice_labels"] is not None

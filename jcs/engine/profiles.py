@@ -75,6 +75,7 @@ class Profile:
     joint_classifier: str = "pixel"  # trained classifier seeding jcs-joint: "pixel" or "image"
     patient_thresholds: Tuple[float, ...] = (15, 20, 25, 30)  # paper Table IV (~1 mm slices)
     paper_slice_mm: float = 1.0  # COVID-CS slice thickness 0.75–1.25 mm (PAPER.md)
+    patient_max_slices: Optional[int] = None  # Table IV: classify only this many slices (tests)
     device: str = "auto"  # "auto" (CUDA > CPU), "cpu", "cuda", "cuda:1" ...
     precision: str = "auto"  # "auto" (bf16 where the hardware has it), "bf16", "fp32"
     channels_last: bool = True
@@ -152,13 +153,15 @@ Scaling and measured per-step times: see ``jcs.engine.profiles.EXPECTED_SECONDS`
 SMOKE = Profile(
     name="smoke",
     description="""A few iterations on a few real images at 64² (tests: seconds per model): 4
-training and 4 evaluation images, 2 epochs of 1 iteration at batch 2.""",
+training and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slices
+per patient.""",
     seg=Recipe(size=64, epochs=2, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=1, max_train=4, max_eval=4, max_iters=1),
     cls=Recipe(size=64, epochs=2, batch_size=2, optimizer="sgd", lr=0.01, schedule="step",
                step_epochs=1, max_train=4, max_eval=4, max_iters=1),
     eval_batch_size=4,
     seg_eval_size=None,
+    patient_max_slices=4,
     preview_count=2,
     preview_size=64,
 )

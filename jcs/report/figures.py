@@ -16,7 +16,8 @@ from .results import REPO_ROOT, load_runs, load_selected, resolve_profile, run_l
 from .tables import CLASSIFIERS, DICE_BINS, JCS_RUN, TABLE7_RUNS, _per_image, dice_by_area
 
 __all__ = ["plot_roc", "plot_loss_curves", "plot_qualitative", "plot_dice_histogram",
-           "plot_activation_maps", "find_checkpoint", "activation_map_slices"]
+           "plot_activation_maps", "export_activation_maps", "find_checkpoint",
+           "activation_map_slices"]
 
 PathLike = Union[str, Path]
 
@@ -169,22 +170,26 @@ def find_checkpoint(result: Dict[str, Any], runs_dir: Optional[PathLike] = None)
     return next((c for c in candidates if str(c) not in ("", ".") and c.is_file()), None)
 
 
-def activation_map_slices(n_medseg: int = 4, root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
-    """The slices Fig. 9 is drawn on: the 8 COVID-CS demo slices (no masks) and ``n_medseg``
-    evenly spaced MedSeg test slices (with lesion masks). Dicts with ``name``, ``image``
-    (uint8 H×W), ``mask`` (uint8 or None), ``source``."""
-    slices = [{"name": p.stem, "image": read_slice(p), "mask": None, "source": "COVID-CS demo"}
-              for p in sorted(dataset_path("covid-cs-examples", root).glob("*.jpg"))]
+def activation_map_slices(source: str = "covid-cs", count: Optional[int] = None,
+                          root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+    """The slices Fig. 9 is drawn on: ``"covid-cs"``, the COVID-CS demo slices (no masks), or
+    ``"medseg"``, evenly spaced MedSeg test slices with their lesion masks; at most ``count``
+    (default: all 8 demo slices, 4 MedSeg slices). Dicts with ``name``, ``image`` (uint8 H×W),
+    ``mask`` (uint8 or None), ``source``."""
+    if source == "covid-cs":
+        paths = sorted(dataset_path("covid-cs-examples", root).glob("*.jpg"))[:count]
+        return [{"name": p.stem, "image": read_slice(p), "mask": None, "source": "COVID-CS demo"}
+                for p in paths]
+    if source != "medseg":
+        raise ValueError(f"source must be 'covid-cs' or 'medseg', got {source!r}")
     samples = SegmentationSlices("medseg", "test", root=root).samples
-    picks = np.linspace(0, len(samples) - 1, n_medseg).round().astype(int) if n_medseg else []
-    for i in picks:
-        name, image, mask = samples[i]
-        slices.append({"name": name, "image": read_slice(image), "mask": read_mask(mask),
-                       "source": "MedSeg test"})
-    return slices
+    picks = np.linspace(0, len(samples) - 1, 4 if count is None else count).round().astype(int)
+    return [{"name": samples[i][0], "image": read_slice(samples[i][1]),
+             "mask": read_mask(samples[i][2]), "source": "MedSeg test"} for i in picks]
 
 
 def _cams(checkpoint: Path, images: Sequence[np.ndarray], device: str) -> List[np.ndarray]:
+    """Grad-CAM maps (class COVID-19) of the classifier saved at ``checkpoint``, one batch."""
     import torch
 
     from jcs.data import to_network_input
@@ -192,41 +197,82 @@ def _cams(checkpoint: Path, images: Sequence[np.ndarray], device: str) -> List[n
     from jcs.explain import GradCAM
 
     model, payload = load_trained_model(checkpoint)
-    size = int(payload.get("size") or payload.get("input_size") or 224)
+    size = int(payload.get("input_size") or 224)
     model = model.to(device).eval()
-    cam = GradCAM(model)
-    maps = []
-    for image in images:
-        x = to_network_input(image, size)[None].to(device)
-        maps.append(cam(x, class_index=1)[0].float().cpu().numpy())
-    return maps
+    x = torch.stack([to_network_input(image, size) for image in images]).to(device)
+    return list(GradCAM(model)(x, class_index=1).float().cpu().numpy())
+
+
+def _saved_cams_dir(result: Dict[str, Any]) -> Path:
+    path = Path(result["path"])
+    return path.with_name(f"{path.stem}_cams")
+
+
+def _activation_maps(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
+                     runs_dir: Optional[PathLike], device: str) -> List[np.ndarray]:
+    """Maps of one classifier run: computed from its checkpoint when present, else read from
+    the PNGs :func:`export_activation_maps` saved beside its results file."""
+    checkpoint = find_checkpoint(result, runs_dir)
+    if checkpoint is not None:
+        return _cams(checkpoint, [s["image"] for s in slices], device)
+    from PIL import Image
+
+    folder = _saved_cams_dir(result)
+    missing = [s["name"] for s in slices if not (folder / f"{s['name']}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no checkpoint of {result['name']} ({result['profile']}, seed {result['seed']}; "
+            f"looked for {result.get('checkpoint')} and under runs/) and no saved maps in "
+            f"{folder} for {', '.join(missing[:3])}: retrain it (retrain=True) or run "
+            "jcs.report.export_activation_maps where the checkpoints are")
+    return [np.asarray(Image.open(folder / f"{s['name']}.png"), dtype=np.float32) / 255.0
+            for s in slices]
+
+
+def export_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
+                           runs_dir: Optional[PathLike] = None, device: str = "cpu",
+                           size: int = 128) -> List[Path]:
+    """Save the Grad-CAM maps of every classifier run (all seeds) on the Fig. 9 slices as 8-bit
+    PNGs (``size``² pixels) in ``<run>_cams/`` beside its results file, so that the book can
+    show Fig. 9 without the checkpoints (which are not committed). Returns the folders."""
+    from PIL import Image
+
+    profile = resolve_profile(results_dir, profile, ["classification"])
+    slices = activation_map_slices("covid-cs") + activation_map_slices("medseg")
+    folders = []
+    for results in load_runs(results_dir, profile, "classification").values():
+        for result in results:
+            checkpoint = find_checkpoint(result, runs_dir)
+            if checkpoint is None:
+                raise FileNotFoundError(f"no checkpoint of {result['name']} seed "
+                                        f"{result['seed']} ({profile}); nothing to export")
+            folder = _saved_cams_dir(result)
+            folder.mkdir(exist_ok=True)
+            for item, cam in zip(slices, _cams(checkpoint, [s["image"] for s in slices], device)):
+                image = Image.fromarray(np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8))
+                image.resize((size, size), Image.Resampling.BILINEAR).save(folder / f"{item['name']}.png")
+            folders.append(folder)
+    return folders
 
 
 def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
-                         slices: Optional[List[Dict[str, Any]]] = None,
+                         slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
                          runs_dir: Optional[PathLike] = None, device: str = "cpu", seed: int = 0):
     """Paper Fig. 9: Grad-CAM maps (``layer4``) of the image-label-only classifier and of the
-    pixel-supervised one, over each slice (MedSeg slices with their lesion outline in white).
-    The classifiers are loaded from their checkpoints (``runs/``, see :func:`find_checkpoint`);
-    raises FileNotFoundError naming the missing checkpoint otherwise."""
+    pixel-supervised one, over ``slices`` (``"covid-cs"``, ``"medseg"`` or a list from
+    :func:`activation_map_slices`; MedSeg slices with their lesion outline in white).
+    The classifiers are loaded from their checkpoints (``runs/``, see :func:`find_checkpoint`),
+    else the maps saved by :func:`export_activation_maps` are shown; FileNotFoundError when
+    neither exists."""
     plt = _plt()
     from jcs.explain import overlay
 
     profile = resolve_profile(results_dir, profile, ["classification"])
     names = [name for name, _ in CLASSIFIERS]
-    runs = load_runs(results_dir, profile, "classification", names, [seed], required=False)
-    if not runs:
-        load_runs(results_dir, profile, "classification", names, [seed])
-    slices = activation_map_slices() if slices is None else slices
-    columns = []
-    for name, results in runs.items():
-        checkpoint = find_checkpoint(results[0], runs_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(
-                f"no checkpoint of {name} ({profile}, seed {seed}): looked for "
-                f"{results[0].get('checkpoint')} and runs/{profile}/classification/{name}/"
-                f"seed{seed}/model.pt; retrain it (retrain=True) to draw activation maps")
-        columns.append((name, _cams(checkpoint, [s["image"] for s in slices], device)))
+    runs = load_runs(results_dir, profile, "classification", names, [seed])
+    slices = activation_map_slices(slices) if isinstance(slices, str) else slices
+    columns = [(name, _activation_maps(results[0], slices, runs_dir, device))
+               for name, results in runs.items()]
     descriptions = dict(CLASSIFIERS)
     fig, axes = plt.subplots(1 + len(columns), len(slices),
                              figsize=(1.75 * len(slices), 1.9 * (1 + len(columns))), squeeze=False)

@@ -12,7 +12,7 @@ from jcs.engine.results import load_results
 
 __all__ = ["PROFILE_ORDER", "REPO_ROOT", "ResultsNotFoundError", "available_profiles",
            "resolve_profile", "training_profile", "load_runs", "load_selected", "seed_stats",
-           "hardware_label", "provenance_table", "run_label"]
+           "hardware_label", "provenance_table", "run_label", "training_minutes"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +136,17 @@ def run_label(profile: str, runs: Dict[str, List[Dict[str, Any]]]) -> str:
     seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
     return f"profile {profile}, {seed_text}, {hardware_label(runs)}"
+
+
+def training_minutes(results_dir: PathLike, profile: str, experiments: Sequence[str]) -> float:
+    """Minutes it took to make the results files of ``experiments`` (training plus evaluation,
+    every run and seed), from their ``timing``."""
+    seconds = 0.0
+    for experiment in experiments:
+        for result in load_results(results_dir, profile, experiment):
+            timing = result.get("timing", {}) or {}
+            seconds += float(timing.get("train_s") or 0) + float(timing.get("eval_s") or 0)
+    return seconds / 60.0
 
 
 def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd.DataFrame:

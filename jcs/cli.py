@@ -1,0 +1,432 @@
+"""The ``jcs`` command line (also ``python -m jcs.cli``).
+
+``jcs data list | fetch NAME | verify NAME``, ``jcs models``, ``jcs train``, ``jcs evaluate``,
+``jcs diagnose``, ``jcs bench``, ``jcs flops``, ``jcs reproduce``; ``jcs COMMAND --help`` for the
+options. User errors (unknown model / dataset / profile, missing data or checkpoint, bad option)
+print one message and exit with status 2, without a traceback (set ``JCS_DEBUG=1`` to see it).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+import jcs
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake of the caller (bad name, missing file): reported without a traceback."""
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:  # str(KeyError) adds quotes
+        return str(exc.args[0])
+    return str(exc)
+
+
+def _user_errors() -> tuple:
+    from jcs.data import DataError
+    from jcs.models.weights import CheckpointError
+
+    return (UserError, DataError, CheckpointError, KeyError, FileNotFoundError, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------
+# name checks (each lists the valid names)
+
+
+def check_model(name: str, task: Optional[str] = None) -> str:
+    from jcs.models import list_models
+
+    valid = list_models()
+    if task == "classification":
+        valid = [m for m in valid if "classifier" in m]
+    elif task == "segmentation":
+        valid = [m for m in valid if "classifier" not in m]
+    if name not in valid:
+        kind = f"{task} model" if task else "model"
+        raise UserError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)} (see `jcs models`)")
+    return name
+
+
+def check_dataset(name: str) -> str:
+    from jcs.data import list_datasets
+
+    if name not in list_datasets():
+        raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())} "
+                        "(see `jcs data list`)")
+    return name
+
+
+def check_profile(name: str) -> str:
+    from jcs.engine import list_profiles
+
+    if name not in list_profiles():
+        raise UserError(f"unknown profile {name!r}; valid profiles: {', '.join(list_profiles())}")
+    return name
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, str]:
+    """``["seg.lr=1e-4", "precision=fp32"]`` → dict (values stay strings; the profile converts)."""
+    overrides = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r} (e.g. --set seg.epochs=2)")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+@contextlib.contextmanager
+def data_dir(path: Optional[str]) -> Iterator[None]:
+    """Set ``JCS_DATA_DIR`` for the duration of one command (``--data-dir``)."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get("JCS_DATA_DIR")
+    os.environ["JCS_DATA_DIR"] = str(Path(path).expanduser())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("JCS_DATA_DIR", None)
+        else:
+            os.environ["JCS_DATA_DIR"] = old
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from jcs.data import data_root, get_dataset_info, list_datasets
+
+    root = Path(args.root) if args.root else data_root()
+    print(f"data root: {root}  (set JCS_DATA_DIR or --root to change it)")
+    for name in list_datasets():
+        info = get_dataset_info(name)
+        present = (root / info.folder).is_dir()
+        how = "fetch" if info.downloadable else "manual"
+        print(f"  {name:18} {'present' if present else 'absent ':8} {how:6} {info.title}")
+    print("`jcs data fetch NAME` downloads a dataset, `jcs data verify NAME` checks a local copy.")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from jcs.data import fetch
+
+    report = fetch(check_dataset(args.name), root=args.root, progress=not args.quiet)
+    print(report.summary())
+    return 0 if report.all_ok else 1
+
+
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    from jcs.data import verify
+
+    report = verify(check_dataset(args.name), root=args.root)
+    print(report.summary())
+    return 0 if report.all_ok else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from jcs.bench import parameter_count
+    from jcs.models import describe_models
+
+    for name, description in describe_models().items():
+        print(f"{name:26} {parameter_count(name) / 1e6:8.2f} M  {description}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from jcs.engine import get_profile, result_path, train
+
+    check_model(args.model)
+    check_profile(args.profile)
+    if args.dataset is not None:
+        check_dataset(args.dataset)
+    overrides = parse_overrides(args.set)
+    get_profile(args.profile, overrides)  # unknown keys / bad values fail before any work
+    result = train(args.model, args.dataset, args.profile, overrides, results_dir=args.results_dir,
+                   runs_dir=args.runs_dir, experiment=args.experiment, seed=args.seed,
+                   resume=args.resume, quiet=args.quiet, pixel_supervised=args.pixel_supervised,
+                   data_root=args.data_dir)
+    print(f"trained {args.model} (profile {args.profile}, seed {args.seed})")
+    print(f"results:    {result_path(args.results_dir, args.profile, args.experiment, args.model, args.seed)}")
+    print(f"checkpoint: {result.get('checkpoint')}")
+    _print_json(result.get("metrics", {}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from jcs.engine import evaluate
+    from jcs.models import create_model
+    from jcs.models.weights import load_checkpoint, read_checkpoint
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} not found; train a model first "
+                        "(`jcs train --model M --dataset D --profile P`) or check the path")
+    if args.model is not None:
+        check_model(args.model)
+    if args.dataset is not None:
+        check_dataset(args.dataset)
+    payload = read_checkpoint(checkpoint)
+    stored = payload.get("model_name")
+    if "model_options" in payload and isinstance(stored, str):
+        if args.model is not None and args.model != stored:
+            raise UserError(f"{checkpoint} holds a {stored!r} model, not {args.model!r}; drop --model "
+                            "or pass the matching checkpoint")
+        target: Any = checkpoint
+    else:
+        if args.model is None:
+            raise UserError(f"{checkpoint} does not say which model it holds; pass --model NAME")
+        target = create_model(args.model)
+        load_checkpoint(checkpoint, target)
+    indices = list(range(args.max_images)) if args.max_images else None
+    result = evaluate(target, args.dataset, args.split, size=args.size, batch_size=args.batch_size,
+                      device=args.device, save_predictions=args.save_predictions, indices=indices)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    _print_json({k: v for k, v in result.items() if k not in ("per_image", "curves")})
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    import torch
+
+    from jcs.diagnosis import DiagnosisConfig, DiagnosisPipeline
+
+    check_model(args.classifier_model, "classification")
+    if not args.no_segment:
+        check_model(args.segmenter_model, "segmentation")
+    for flag in ("classifier", "segmenter"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"--{flag} {path}: checkpoint not found; check the path (train one with "
+                            "`jcs train`)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = DiagnosisConfig(
+        classifier_model=args.classifier_model, classifier=args.classifier,
+        segmenter_model=args.segmenter_model, segmenter=args.segmenter, segment=not args.no_segment,
+        size=args.size, seg_size=args.seg_size, threshold=args.threshold,
+        absolute_threshold=args.absolute_threshold, reference_slices=args.reference_slices,
+        slice_threshold=args.slice_threshold, top_k=args.top_k, batch_size=args.batch_size,
+        seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision)
+    pipeline = DiagnosisPipeline(config)
+    for warning in pipeline.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    summary = pipeline.run(args.path, args.out)
+    lesion = summary["lesion"]
+    print(f"{summary['diagnosis']}: {summary['n_positive_slices']} of {summary['n_slices']} slices "
+          f"positive ({summary['rule']['text']})")
+    if lesion["volume_ml"] is not None:
+        print(f"lesion volume {lesion['volume_ml']:.1f} ml, {lesion['percent_of_lung']}% of the lungs")
+    print(f"report: {Path(args.out) / 'report.html'}  ({summary['timings_s']['total']:.1f} s)")
+    for warning in pipeline.warnings:
+        print(f"WARNING: {warning}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from jcs.bench import benchmark, format_table
+
+    for name in args.models or ():
+        check_model(name)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = benchmark(args.models, args.sizes, quick=args.quick, repeats=args.repeats,
+                       device=args.device, patient=not args.no_patient, out=args.out)
+    print(format_table(result))
+    print(f"written: {result['path']}")
+    return 0
+
+
+def cmd_flops(args: argparse.Namespace) -> int:
+    from jcs.bench import count_flops, parameter_count
+    from jcs.models import list_models
+
+    for name in args.models or list_models():
+        check_model(name)
+        try:
+            flops = f"{count_flops(name, args.size) / 1e9:9.2f} GFLOPs"
+        except (ValueError, RuntimeError) as exc:
+            flops = f"n/a ({_message(exc).splitlines()[0][:60]})"
+        print(f"{name:26} {parameter_count(name) / 1e6:8.2f} M params  {flops} at {args.size}²")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from jcs.engine import get_profile
+
+    try:
+        from jcs.engine.experiments import reproduce
+    except ImportError as exc:
+        raise UserError(f"jcs.engine.experiments.reproduce is not available in this version ({exc})") from exc
+    check_profile(args.profile)
+    overrides = parse_overrides(args.set)
+    get_profile(args.profile, overrides)
+    summary = reproduce(args.profile, results_dir=args.results_dir, seeds=args.seeds, only=args.only,
+                        skip_finished=not args.force, overrides=overrides, runs_dir=args.runs_dir,
+                        quiet=args.quiet, data_root=args.data_dir)
+    for step in summary:
+        print(f"{step.get('status', ''):8} {step.get('experiment', '')}/{step.get('name', '')} "
+              f"seed {step.get('seed', '')}  {step.get('path', '')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jcs", description="JCS companion: data, models, training, evaluation, diagnosis and "
+                                "benchmarks for Wu et al., IEEE TIP 2021.")
+    parser.add_argument("--version", action="version", version=f"jcs {jcs.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    data = sub.add_parser("data", help="list, download and verify datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+    p = data_sub.add_parser("list", help="registered datasets and whether they are present")
+    p.add_argument("--root", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+    p.set_defaults(func=cmd_data_list)
+    for action, func, text in (("fetch", cmd_data_fetch, "download a dataset and verify it"),
+                               ("verify", cmd_data_verify, "check a local copy against its sha256 manifest")):
+        p = data_sub.add_parser(action, help=text)
+        p.add_argument("name", help="dataset name (see `jcs data list`)")
+        p.add_argument("--root", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+        if action == "fetch":
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("models", help="list the models with parameter counts")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a model with a profile's recipe (jcs.engine.train)")
+    p.add_argument("--model", required=True, help="model name (see `jcs models`)")
+    p.add_argument("--dataset", help="dataset name (default: medseg / ucsd-covid-ct by task)")
+    p.add_argument("--profile", required=True, help="smoke, cpu, gpu or paper")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", default="runs", help="checkpoints and logs")
+    p.add_argument("--experiment", default="default", help="results sub-folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--pixel-supervised", action="store_true",
+                   help="classifiers: add lesion-mask supervision of the activation map (paper Fig. 9)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="profile overrides, e.g. seg.epochs=2 precision=fp32")
+    p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained checkpoint on a split")
+    p.add_argument("--checkpoint", required=True, help="model.pt written by `jcs train`, or any state dict")
+    p.add_argument("--model", help="model name (needed only for checkpoints not written by `jcs train`)")
+    p.add_argument("--dataset", help="dataset name (default: medseg / ucsd-covid-ct by task)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--size", type=int, help="input size (default: the training size)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-images", type=int, help="evaluate the first N images only (quick checks)")
+    p.add_argument("--save-predictions", metavar="DIR", help="write every probability map as PNG")
+    p.add_argument("--out", metavar="FILE", help="also write the metrics as JSON")
+    p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "diagnose", help="patient-level diagnosis of one CT volume with an HTML report",
+        description="Classify every slice, apply the patient rule (positive when more than T·S/300 "
+                    "slices are positive; --absolute-threshold for T), segment the positive slices, "
+                    "explain the top-k with Grad-CAM, and write OUT/report.html, summary.json, "
+                    "slices.csv and images/. Not a medical device.")
+    p.add_argument("path", help="DICOM folder, NIfTI file or folder of PNG/JPEG slices")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--classifier", metavar="CKPT", help="trained classifier (without: random weights, "
+                                                        "meaningless result)")
+    p.add_argument("--classifier-model", default="jcs-classifier")
+    p.add_argument("--segmenter", metavar="CKPT", help="trained segmenter (without: random weights)")
+    p.add_argument("--segmenter-model", default="jcs-seg")
+    p.add_argument("--no-segment", action="store_true", help="classification and Grad-CAM only")
+    p.add_argument("--size", type=int, help="classifier input (default: checkpoint's, else 224)")
+    p.add_argument("--seg-size", type=int, help="segmenter input (default: checkpoint's, else 512)")
+    p.add_argument("--threshold", type=float, default=25.0,
+                   help="T: patient positive when more than T (scaled) slices are positive "
+                        "(default 25, paper Table IV)")
+    p.add_argument("--absolute-threshold", action="store_true",
+                   help="use T as an absolute slice count instead of T·slices/--reference-slices")
+    p.add_argument("--reference-slices", type=int, default=300,
+                   help="slices per patient T refers to (default 300, COVID-CS)")
+    p.add_argument("--slice-threshold", type=float, default=0.5, help="P(COVID-19) of a positive slice")
+    p.add_argument("--top-k", type=int, default=6, help="slices shown with Grad-CAM and lesion masks")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seg-batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "autocast", "bf16"))
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("bench", help="speed/memory benchmark -> results/bench/<host>.json")
+    p.add_argument("--models", nargs="+", help="default: all models")
+    p.add_argument("--sizes", nargs="+", type=int, help="default: the cpu and paper profile sizes")
+    p.add_argument("--out", help="JSON file (default results/bench/<host>.json)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat (tests)")
+    p.add_argument("--repeats", type=int, help="timed runs per measurement (default 3, quick 1)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-patient", action="store_true", help="skip the 300-slice patient run")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("flops", help="parameters and GFLOPs per image of each model")
+    p.add_argument("--models", nargs="+")
+    p.add_argument("--size", type=int, default=512)
+    p.set_defaults(func=cmd_flops)
+
+    p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
+    p.add_argument("--profile", required=True, help="smoke, cpu, gpu or paper")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--only", nargs="+", metavar="EXP", help="experiment or run names to restrict to")
+    p.add_argument("--force", action="store_true", help="rerun finished steps")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides")
+    p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``jcs`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with data_dir(getattr(args, "data_dir", None)):
+            return args.func(args)
+    except _user_errors() as exc:
+        if os.environ.get("JCS_DEBUG"):
+            raise
+        print(f"jcs {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

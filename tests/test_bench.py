@@ -1,0 +1,133 @@
+"""Benchmark (jcs.bench, quick mode) and the optimised inference path (jcs.inference): BN folding
+is exact in fp32, bf16 stays within bf16 tolerance of fp32 eager."""
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from jcs.bench import benchmark, format_table, parameter_count
+from jcs.inference import (bf16_supported, fold_batchnorm, inference_context, optimize_for_inference,
+                           predict, prepare_input)
+from jcs.models import create_model
+from jcs.models.layers import FrozenBatchNorm2d
+
+BF16 = bf16_supported(torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _randomise_norms(model):
+    """Non-trivial BN statistics and affine terms, so that folding has something to fold."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, (FrozenBatchNorm2d, nn.BatchNorm2d)):
+            n = module.num_features
+            module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+            module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+            module.weight.data.copy_(0.5 + torch.rand(n, generator=generator))
+            module.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
+    return model
+
+
+def _count_norms(model):
+    return sum(isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d)) for m in model.modules())
+
+
+@pytest.mark.parametrize("norm", ["frozen", "bn"])
+def test_folded_bn_equals_unfolded_fp32(norm):
+    torch.manual_seed(0)
+    model = _randomise_norms(create_model("jcs-seg-base", norm=norm)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    folded = copy.deepcopy(model)
+    assert fold_batchnorm(folded) == _count_norms(model) == 13
+    assert _count_norms(folded) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=0)
+
+
+def test_fold_skips_a_conv_whose_output_is_used_elsewhere():
+    class PreNormSkip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = FrozenBatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + y  # folding would change the second term
+
+    model = _randomise_norms(PreNormSkip()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    expected = model(x).detach()
+    assert fold_batchnorm(model, x) == 0
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_fold_handles_resnet_blocks_of_the_classifier():
+    torch.manual_seed(0)
+    model = _randomise_norms(create_model("jcs-classifier-res2net50")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    folded = copy.deepcopy(model)
+    assert fold_batchnorm(folded) == _count_norms(model)
+    with torch.no_grad():
+        expected, got = model(x), folded(x)
+    torch.testing.assert_close(got, expected, atol=1e-4 * expected.abs().max().item(), rtol=1e-4)
+
+
+@pytest.mark.skipif(not BF16, reason="no native bf16 on this CPU")
+@pytest.mark.parametrize("precision", ["autocast", "bf16"])
+def test_optimised_probabilities_match_fp32_eager(precision):
+    torch.manual_seed(0)
+    seg = create_model("jcs-seg").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        expected = seg(x)
+    fast = optimize_for_inference(copy.deepcopy(seg), "cpu", precision=precision)
+    got = predict(fast, x, 2, device="cpu", precision=precision)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert (got - expected).abs().max() < 0.05
+
+    cls = create_model("jcs-classifier-res2net50").eval()
+    with torch.no_grad():  # random frozen-BN nets have huge logits: scale the head to O(1)
+        cls.fc.weight.div_(cls(x).abs().max())
+        expected = torch.softmax(cls(x), dim=1)[:, 1]
+    fast = optimize_for_inference(copy.deepcopy(cls), "cpu", precision=precision)
+    with inference_context(torch.device("cpu"), precision):
+        got = torch.softmax(fast(prepare_input(x, torch.device("cpu"), precision)).float(), dim=1)[:, 1]
+    assert (got - expected).abs().max() < 0.05
+
+
+def test_parameter_count_on_meta_device():
+    assert parameter_count("jcs-classifier") == 43_061_828  # jcs_official.md §4.1
+
+
+def test_quick_benchmark_writes_valid_json(tmp_path):
+    out = tmp_path / "bench" / "host.json"
+    result = benchmark(["jcs-seg"], quick=True, out=out, log=lambda _: None)
+    data = json.loads(out.read_text())
+    prov = data["provenance"]
+    assert prov["versions"]["torch"] == torch.__version__
+    assert "sha" in prov["git"] and prov["device"]["cpu"] and prov["device"]["torch_threads"] == 1
+    assert prov["date"]
+    record = data["models"]["jcs-seg"]["sizes"]["64"]
+    assert record["train_fp32"]["seconds"] > 0 and record["train_optimised"]["images_per_s"] > 0
+    inference = record["inference"]
+    assert inference["fp32-eager"]["per_slice_s"] > 0
+    for precision in data["precisions"]:
+        run = inference[f"optimised-{precision}"]
+        assert run["speedup_vs_fp32_eager"] > 0 and run["max_abs_diff_vs_fp32"] < 0.05
+    patient = data["patient"]
+    assert patient["n_slices"] == 8 and patient["seconds"] > 0
+    assert set(patient["timings_s"]) >= {"read", "classify", "segment", "explain", "write"}
+    assert data["patients"][0]["slices"] == 8  # the list read by jcs.report.runtime_table
+    assert set(data["targets"]) == {"jcs_seg_speedup", "patient_time"}
+    table = format_table(result)
+    assert "jcs-seg" in table and "patient" in table

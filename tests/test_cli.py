@@ -1,0 +1,150 @@
+"""The ``jcs`` command line: help, data and model listings, user errors (exit 2, message listing
+the valid names, no traceback), diagnose, and train + evaluate end to end. Commands run in-process
+through ``main(argv)``; one test runs the installed console script."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jcs.cli import main
+from jcs.models import list_models
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(capsys, *argv):
+    """``(exit status, stdout, stderr)`` of ``jcs *argv``."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "verify"], ["models"], ["train"],
+                                  ["evaluate"], ["diagnose"], ["bench"], ["flops"], ["reproduce"]])
+def test_help_everywhere(capsys, argv):
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0 and "usage: jcs" in out
+
+
+def test_data_list(capsys, data_dir):
+    code, out, _ = run(capsys, "data", "list", "--root", data_dir)
+    assert code == 0
+    for name in ("medseg", "ucsd-covid-ct", "covid-ct-md", "covid-cs"):
+        assert name in out
+    assert "present" in out
+
+
+def test_data_verify_medseg(capsys, data_dir):
+    code, out, _ = run(capsys, "data", "verify", "medseg", "--root", data_dir)
+    assert code == 0 and "0 missing, 0 mismatched" in out
+
+
+def test_models_lists_every_model_with_parameters(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == len(list_models())
+    jcs_line = next(line for line in lines if line.startswith("jcs-classifier "))
+    assert "43.06 M" in jcs_line
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--model", "jcs-nope", "--profile", "smoke"], "jcs-seg, jcs-seg-aff"),
+    (["train", "--model", "jcs-seg", "--profile", "fast"], "paper, gpu, cpu, smoke"),
+    (["train", "--model", "jcs-seg", "--profile", "smoke", "--dataset", "lidc"], "medseg, covid-semiseg"),
+    (["train", "--model", "jcs-seg", "--profile", "smoke", "--set", "seg.nope=1"], "valid keys"),
+    (["data", "verify", "nope"], "medseg"),
+    (["diagnose", "x", "--out", "y", "--classifier-model", "jcs-seg"], "jcs-classifier-res2net50"),
+    (["bench", "--models", "resnet"], "unet-bilinear"),
+])
+def test_user_errors_exit_2_and_list_valid_names(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert expected in err and "Traceback" not in err + out
+
+
+def test_missing_data_says_how_to_get_it(capsys, tmp_path):
+    code, _, err = run(capsys, "data", "verify", "medseg", "--root", tmp_path)
+    assert code == 2 and "jcs data fetch medseg" in err
+    code, _, err = run(capsys, "train", "--model", "jcs-seg", "--profile", "smoke", "--dataset", "medseg",
+                       "--data-dir", tmp_path, "--results-dir", tmp_path / "r", "--runs-dir", tmp_path / "k")
+    assert code == 2 and "jcs data fetch medseg" in err
+
+
+def test_missing_inputs_of_diagnose_and_evaluate(capsys, tmp_path):
+    code, _, err = run(capsys, "diagnose", tmp_path / "no_patient", "--out", tmp_path / "o")
+    assert code == 2 and "no_patient" in err
+    code, _, err = run(capsys, "diagnose", tmp_path, "--out", tmp_path / "o", "--classifier", tmp_path / "c.pt")
+    assert code == 2 and "c.pt" in err and "not found" in err
+    code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "model.pt")
+    assert code == 2 and "jcs train" in err
+
+
+def test_diagnose_png_patient(capsys, data_dir, tmp_path):
+    out = tmp_path / "report"
+    code, stdout, stderr = run(capsys, "diagnose", data_dir / "covid_ct_md_sample" / "COVID-19" / "P002",
+                               "--out", out, "--classifier-model", "jcs-classifier-res2net50",
+                               "--size", 64, "--seg-size", 64, "--top-k", 2, "--precision", "fp32")
+    assert code == 0, stderr
+    assert "MEANINGLESS" in stderr and "MEANINGLESS" in stdout
+    assert "of 133 slices" in stdout and "report.html" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_slices"] == 133 and summary["precision"] == "fp32"
+    assert (out / "report.html").is_file()
+
+
+def test_train_then_evaluate_end_to_end(capsys, data_dir, tmp_path):
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    code, out, err = run(capsys, "train", "--model", "jcs-seg-base", "--dataset", "medseg", "--profile",
+                         "smoke", "--results-dir", results, "--runs-dir", runs, "--quiet",
+                         "--data-dir", data_dir)
+    assert code == 0, err
+    result_file = results / "smoke" / "default" / "jcs-seg-base.json"
+    checkpoint = runs / "smoke" / "default" / "jcs-seg-base" / "seed0" / "model.pt"
+    assert result_file.is_file() and checkpoint.is_file()
+    assert str(result_file) in out and '"dice"' in out
+
+    metrics_file = tmp_path / "eval.json"
+    code, out, err = run(capsys, "evaluate", "--checkpoint", checkpoint, "--dataset", "medseg",
+                         "--max-images", 2, "--save-predictions", tmp_path / "pred",
+                         "--out", metrics_file, "--data-dir", data_dir)
+    assert code == 0, err
+    evaluation = json.loads(metrics_file.read_text())
+    assert evaluation["n_images"] == 2 and evaluation["model"] == "jcs-seg-base"
+    assert 0 <= evaluation["metrics"]["dice"] <= 1
+    assert len(list((tmp_path / "pred").glob("*.png"))) == 2
+    code, _, err = run(capsys, "evaluate", "--checkpoint", checkpoint, "--model", "unet")
+    assert code == 2 and "jcs-seg-base" in err
+
+
+def test_console_script_subprocess(tmp_path):
+    script = Path(sys.executable).with_name("jcs")
+    command = [str(script)] if script.is_file() else [shutil.which("jcs") or "jcs"]
+    env = {**os.environ, "JCS_DEBUG": ""}
+    ok = subprocess.run(command + ["data", "list", "--root", tmp_path], capture_output=True, text=True,
+                        env=env, timeout=120)
+    assert ok.returncode == 0 and "absent" in ok.stdout
+    bad = subprocess.run(command + ["train", "--model", "nope", "--profile", "smoke"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert "unknown model 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_python_dash_m(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "jcs.cli", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "jcs" in done.stdout
