@@ -6,17 +6,20 @@ Per model and input size: one **training step** (forward, loss, backward, optimi
 (bf16 autocast + channels-last, where bf16 is native); **inference** per slice in fp32 eager
 (``torch.inference_mode``, nothing else) and in the optimised paths of :mod:`jcs.inference` (BN
 folded into the convolutions + channels-last + inference mode, with bf16 autocast and with bf16
-weights). Sizes default to the ``cpu`` and ``paper`` profile sizes of the model's task.
+weights; without native bf16, the fp32 optimised path). Sizes default to the ``cpu`` and ``paper`` profile sizes of the model's task.
 
 **Patient**: the diagnosis pipeline (:class:`jcs.diagnosis.DiagnosisPipeline`: classify every
 slice at 224 with the 101-layer classifier, segment the positive slices at 512 with ``jcs-seg``,
 Grad-CAM of the top 6, report writing) on a synthetic 300-slice 512×512 volume (timing only;
 random weights). Half of the slices are declared positive, as in the two COVID-19 patients of
 COVID-CT-MD (80/148 and 68/133 infected slices). The paper reports about 22 s per ~300-slice
-patient on an RTX 2080Ti (PAPER.md). The fp32-eager time of the same patient is projected from the
-per-slice fp32 numbers (running it would take half an hour on 2 cores).
+patient on an RTX 2080Ti (PAPER.md). The model compute of that patient in fp32 eager is projected
+from the per-slice numbers (running it would take half an hour on 2 cores), beside the same
+projection for the optimised path.
 
-Times are medians over ``repeats`` runs after one warm-up. Peak memory: CUDA max allocated, or on
+Times are medians over ``repeats`` timed runs after one warm-up (default: 2 below 384², 1 at the
+paper's 512², 1 in quick mode), each with the 1-minute load average at its end (the machine may
+be shared: a load above the core count inflates every time). Peak memory: CUDA max allocated, or on
 the CPU the peak resident set size sampled every 5 ms during the measurement.
 """
 from __future__ import annotations
@@ -39,7 +42,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import jcs
 from jcs.inference import (bf16_supported, inference_context, optimize_for_inference, prepare_input,
                            resolve_device, synchronize)
 from jcs.models import create_model, list_models
@@ -158,7 +160,8 @@ def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, warmup:
             synchronize(device)
             times.append(time.perf_counter() - start)
     return {"seconds": statistics.median(times), "runs": [round(t, 5) for t in times],
-            "peak_memory_bytes": memory.peak, "peak_memory_kind": memory.kind}
+            "peak_memory_bytes": memory.peak, "peak_memory_kind": memory.kind,
+            "load_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -285,6 +288,14 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
 
 
+def default_file_name(device: torch.device, quick: bool = False) -> str:
+    """``<host>.json`` on the CPU, ``<host>-<gpu name>.json`` on CUDA, ``-quick`` in quick mode."""
+    name = host_name()
+    if device.type == "cuda":
+        name += "-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
+    return f"{name}{'-quick' if quick else ''}.json"
+
+
 def provenance(device: torch.device) -> Dict[str, Any]:
     """Code version, package versions, device names, threads, load and date of this run."""
     from jcs.engine.provenance import device_info, git_state, now_iso, package_versions
@@ -307,15 +318,19 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
 
     ``quick``: tests only — two small models at 64², one repeat, an 8-slice 64² patient."""
     dev = resolve_device(device)
-    repeats = repeats or (1 if quick else 3)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     models = list(models or (QUICK["models"] if quick else list_models()))
     unknown = [m for m in models if m not in list_models()]
     if unknown:
         raise KeyError(f"unknown model(s) {', '.join(unknown)}; valid names: {', '.join(list_models())}")
-    precisions = ["fp32", "autocast", "bf16"] if bf16_supported(dev) else ["fp32"]
+    # with native bf16 the fp32 optimised path (folded BN + channels-last only) is left out:
+    # it costs as much as fp32 eager and gains little (~1.0x in quick runs)
+    precisions = ["autocast", "bf16"] if bf16_supported(dev) else ["fp32"]
     info = provenance(dev)
     result: Dict[str, Any] = {"provenance": info, "device": info["device"], "quick": quick,
-                              "repeats": repeats, "precisions": precisions, "models": {},
+                              "repeats": repeats or ("1" if quick else "2 below 384², 1 above"),
+                              "precisions": precisions, "models": {},
                               "patient": None, "patients": [], "targets": {}}
     for name in models:
         task = task_of(name)
@@ -324,12 +339,13 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
             log(f"[bench] {name} @ {size}²")
             train_batch = 2 if quick else (8 if task == "classification" else 1)
             infer_batch = 2 if quick else (8 if task == "classification" else 1)
-            record: Dict[str, Any] = {}
+            runs = repeats or (1 if quick or size > 384 else 2)
+            record: Dict[str, Any] = {"repeats": runs}
             try:
                 record["gflops_per_image"] = count_flops(name, size) / 1e9
-                record["train_fp32"] = train_step(name, size, train_batch, dev, False, repeats)
-                record["train_optimised"] = train_step(name, size, train_batch, dev, True, repeats)
-                record["inference"] = inference_runs(name, size, infer_batch, dev, repeats, precisions)
+                record["train_fp32"] = train_step(name, size, train_batch, dev, False, runs)
+                record["train_optimised"] = train_step(name, size, train_batch, dev, True, runs)
+                record["inference"] = inference_runs(name, size, infer_batch, dev, runs, precisions)
             except (ValueError, RuntimeError) as exc:  # e.g. PoolNet needs >= 113 px
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 log(f"[bench]   skipped: {record['error']}")
@@ -343,14 +359,14 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
                   if quick else {})
         result["patient"] = patient_run(n, size, dev, opt, **kwargs)
         result["patient"]["paper_seconds_rtx2080ti"] = PAPER_PATIENT_SECONDS
-        result["patient"]["fp32_eager_projected_s"] = _projected_fp32_patient(result, quick)
+        result["patient"]["model_compute_projection_s"] = model_compute_projection(result)
         # the list read by jcs.report.runtime_table (one entry per patient-level timing)
         result["patients"] = [{
             "what": f"classification of all slices + segmentation of {result['patient']['n_segmented']}",
             "slices": result["patient"]["n_slices"], "seconds": result["patient"]["seconds"],
             "slice_size": result["patient"]["slice_size"], "precision": result["patient"]["precision"]}]
     result["targets"] = targets(result, quick)
-    path = Path(out) if out else Path("results") / "bench" / f"{host_name()}{'-quick' if quick else ''}.json"
+    path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     result["path"] = str(path)
@@ -368,23 +384,29 @@ def _best_optimised(result: Dict[str, Any], name: str, size: int) -> Optional[fl
     return min(times) if times else None
 
 
-def _projected_fp32_patient(result: Dict[str, Any], quick: bool) -> Optional[float]:
-    """fp32-eager patient time from the per-slice numbers: classify all, segment the positives."""
-    if quick:
+def model_compute_projection(result: Dict[str, Any]) -> Optional[Dict[str, float]]:
+    """Model compute alone of the patient run (classify every slice with ``jcs-classifier`` at
+    224, segment the segmented slices with ``jcs-seg`` at 512), from the per-slice numbers, in fp32
+    eager and in the fastest optimised path; no reading, preprocessing, lung mask or writing.
+    None when those two models were not measured at those sizes."""
+    patient = result.get("patient") or {}
+    n_cls, n_seg = patient.get("n_slices"), patient.get("n_segmented")
+    cls_eager = _per_slice(result, "jcs-classifier", 224, "fp32-eager")
+    seg_eager = _per_slice(result, "jcs-seg", 512, "fp32-eager")
+    cls_opt, seg_opt = _best_optimised(result, "jcs-classifier", 224), _best_optimised(result, "jcs-seg", 512)
+    if None in (n_cls, n_seg, cls_eager, seg_eager, cls_opt, seg_opt):
         return None
-    cls = _per_slice(result, "jcs-classifier", 224, "fp32-eager")
-    seg = _per_slice(result, "jcs-seg", 512, "fp32-eager")
-    if cls is None or seg is None:
-        return None
-    return PATIENT_SLICES * cls + round(PATIENT_POSITIVE_FRACTION * PATIENT_SLICES) * seg
+    return {"fp32-eager": n_cls * cls_eager + n_seg * seg_eager,
+            "optimised": n_cls * cls_opt + n_seg * seg_opt}
 
 
 def targets(result: Dict[str, Any], quick: bool) -> Dict[str, Any]:
-    """The two targets: jcs-seg at 512 optimised ≥ 3× fp32 eager; a 300-slice patient < 2 min."""
+    """The two targets of the 2-core CPU: jcs-seg at 512 optimised ≥ 3× fp32 eager (CPU runs only);
+    a 300-slice patient < 2 min."""
     size = QUICK["size"] if quick else 512
     eager, best = _per_slice(result, "jcs-seg", size, "fp32-eager"), _best_optimised(result, "jcs-seg", size)
     out: Dict[str, Any] = {}
-    if eager and best:
+    if eager and best and result["device"]["type"] == "cpu":  # a target for the 2-core CPU
         speedup = eager / best
         out["jcs_seg_speedup"] = {"size": size, "fp32_eager_s": eager, "optimised_s": best,
                                   "speedup": speedup, "target": TARGET_SEG_SPEEDUP,
@@ -421,15 +443,14 @@ def format_table(result: Dict[str, Any]) -> str:
     lines.append("(train: seconds per step at the batch in the JSON; inference: per slice, speed-up vs fp32 eager)")
     patient = result.get("patient")
     if patient:
-        t = patient["timings_s"]
+        t, projection = patient["timings_s"], patient.get("model_compute_projection_s")
         lines.append(f"patient: {patient['n_slices']} slices of {patient['slice_size']}², "
                      f"{patient['n_segmented']} segmented, {patient['precision']}: {patient['seconds']:.1f} s "
-                     f"(read {t['read']:.1f}, classify {t['classify']:.1f}, segment {t['segment']:.1f}, "
-                     f"explain {t['explain']:.1f}, write {t['write']:.1f}); peak "
+                     f"({', '.join(f'{k} {v:.1f}' for k, v in t.items() if k != 'total')}); peak "
                      f"{patient['peak_memory_bytes'] / 2**20:.0f} MB; paper (RTX 2080Ti) ~"
                      f"{patient['paper_seconds_rtx2080ti']:.0f} s"
-                     + (f"; fp32 eager projected {patient['fp32_eager_projected_s']:.0f} s"
-                        if patient.get("fp32_eager_projected_s") else ""))
+                     + (f"; model compute alone: fp32 eager {projection['fp32-eager']:.1f} s, optimised "
+                        f"{projection['optimised']:.1f} s" if projection else ""))
     for key, target in result["targets"].items():
         verdict = "MET" if target["met"] else "NOT MET"
         if key == "jcs_seg_speedup":

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import jcs
 
@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", type=int, help="default: the cpu and paper profile sizes")
     p.add_argument("--out", help="JSON file (default results/bench/<host>.json)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat (tests)")
-    p.add_argument("--repeats", type=int, help="timed runs per measurement (default 3, quick 1)")
+    p.add_argument("--repeats", type=int, help="timed runs after one warm-up (default: 2 below 384², 1 above; quick 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-patient", action="store_true", help="skip the 300-slice patient run")
     p.add_argument("--threads", type=int, help="torch CPU threads")

@@ -4,8 +4,8 @@ system does"; jcs_official.md §4.1), behind ``jcs diagnose PATH --out DIR``.
 Stages (each timed): **read** the volume (:func:`jcs.data.read_volume`: DICOM folder, NIfTI file or
 folder of PNG slices) → **classify** every slice (Resize(256)+CenterCrop(224) scaled to ``size``,
 ImageNet normalisation; P(COVID-19) = softmax class 1) → patient rule → **segment** the positive
-slices (plus the top-k shown in the report) → **explain** the top-k slices with Grad-CAM on
-``layer4`` → **write** the report folder (``slices.csv``, ``summary.json``, ``report.html``,
+slices (plus the top-k shown in the report) → **lung_mask** → **explain** the top-k slices with
+Grad-CAM on ``layer4`` → **write** the report folder (``slices.csv``, ``summary.json``, ``report.html``,
 ``probability.svg``, ``images/*.png``).
 
 **Patient-level rule.** A slice is positive when P(COVID-19) ≥ ``slice_threshold`` (0.5, the
@@ -228,11 +228,17 @@ def crop_box(height: int, width: int, size: int) -> Tuple[float, float, float, f
     return top / scale, left / scale, (top + size) / scale, (left + size) / scale
 
 
+def crop_slices(height: int, width: int, size: int) -> Tuple[slice, slice]:
+    """Row and column slices of :func:`crop_box` in whole pixels, clipped to the image."""
+    top, left, bottom, right = crop_box(height, width, size)
+    return (slice(max(0, int(round(top))), min(height, int(round(bottom)))),
+            slice(max(0, int(round(left))), min(width, int(round(right)))))
+
+
 def cam_to_slice(cam: torch.Tensor, height: int, width: int, size: int) -> np.ndarray:
     """Place a classifier-view CAM (size×size) on the full H×W slice (zero outside the crop)."""
-    top, left, bottom, right = crop_box(height, width, size)
-    y0, x0 = max(0, int(round(top))), max(0, int(round(left)))
-    y1, x1 = min(height, int(round(bottom))), min(width, int(round(right)))
+    rows, cols = crop_slices(height, width, size)
+    y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
     full = np.zeros((height, width), dtype=np.float32)
     if y1 > y0 and x1 > x0:
         resized = F.interpolate(cam[None, None].float(), size=(y1 - y0, x1 - x0), mode="bilinear",
@@ -250,6 +256,8 @@ class DiagnosisPipeline:
         self.config = config
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         self.warnings: List[str] = []
         classifier, self.classifier_info = load_model(config.classifier_model, config.classifier)
         if getattr(classifier, "features_layer", None) is None:
@@ -268,6 +276,9 @@ class DiagnosisPipeline:
         self.seg_size = None
         if config.segment:
             segmenter, self.segmenter_info = load_model(config.segmenter_model, config.segmenter)
+            if getattr(segmenter, "features_layer", None) is not None:
+                raise ValueError(f"{self.segmenter_info['name']!r} is a classifier, not a segmentation "
+                                 "model; pass e.g. --segmenter-model jcs-seg")
             if self.segmenter_info["random_init"]:
                 self.warnings.append(RANDOM_WEIGHTS_WARNING.format(what="SEGMENTER", flag="segmenter"))
             self.seg_size = int(config.seg_size or self.segmenter_info["input_size"] or 512)
@@ -348,9 +359,12 @@ class DiagnosisPipeline:
         to_segment = sorted(set(positives) | (set(top) if cfg.segment_top_k else set()))
         seg_maps = self.segment(gray, to_segment)
         masks = {i: (p >= 0.5) for i, p in seg_maps.items()}
-        lungs = lung_mask(to_hu(volume), cfg.lung_threshold_hu) if self.segmenter is not None else None
         synchronize(self.device)
         timings["segment"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        lungs = lung_mask(to_hu(volume), cfg.lung_threshold_hu) if self.segmenter is not None else None
+        timings["lung_mask"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         cams = self.explain(gray, top)
@@ -452,6 +466,15 @@ def _save_png(array: np.ndarray, path: Path) -> str:
     return path.name
 
 
+def cam_overlay(gray: np.ndarray, cam: np.ndarray, size: int) -> np.ndarray:
+    """uint8 H×W×3: the Grad-CAM overlay (:func:`jcs.explain.overlay`) inside the classifier's
+    view (the centre crop), the plain slice outside it."""
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    rows, cols = crop_slices(*gray.shape, size)
+    rgb[rows, cols] = overlay(gray[rows, cols], cam[rows, cols])
+    return rgb
+
+
 def lesion_overlay(gray: np.ndarray, mask: np.ndarray, lungs: Optional[np.ndarray] = None) -> np.ndarray:
     """uint8 H×W×3: the slice with the lesion mask in translucent red and the lung outline green."""
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
@@ -525,7 +548,8 @@ def write_report(out_dir: Path, summary: Dict[str, Any], gray: np.ndarray, slice
         i = entry["index"]
         files = {"ct": _save_png(gray[i], images / f"slice_{i:04d}_ct.png")}
         if i in cams:
-            files["gradcam"] = _save_png(overlay(gray[i], cams[i]), images / f"slice_{i:04d}_gradcam.png")
+            files["gradcam"] = _save_png(cam_overlay(gray[i], cams[i], summary["models"]["classifier"]["input_size"]),
+                                         images / f"slice_{i:04d}_gradcam.png")
         if i in masks:
             files["mask"] = _save_png(masks[i].astype(np.uint8) * 255, images / f"slice_{i:04d}_mask.png")
             files["lesion"] = _save_png(lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]),

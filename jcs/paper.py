@@ -71,9 +71,9 @@ COVID_CS = PaperTable(
     title="COVID-CS composition (paper Sec. III)",
     columns=("subset", "patients", "images", "labels"),
     rows=(
-        ("positive, pixel-level annotated (segmentation)", 200, 3855, "lesion masks"),
-        ("  of which segmentation training", 150, 2794, "lesion masks"),
-        ("  of which segmentation test", 50, 1061, "lesion masks"),
+        ("positive, pixel-level annotated", 200, 3855, "lesion masks"),
+        ("segmentation training (part of the annotated)", 150, 2794, "lesion masks"),
+        ("segmentation test (part of the annotated)", 50, 1061, "lesion masks"),
         ("positive, patient-level (classification test)", 200, 64771, "patient label"),
         ("negative, classification test", 200, 68041, "patient label"),
         ("negative, classification training", 150, 7500, "patient label"),

@@ -80,7 +80,8 @@ def main() -> int:
         (out / "steps.json").write_text(json.dumps(log, indent=1))
         pack(results_dir, out)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
-    subprocess.run(["nvidia-smi"], check=False)
+    if torch.cuda.is_available():
+        subprocess.run(["nvidia-smi"], check=False)
     return 0
 
 

@@ -25,9 +25,13 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory, data_dir) -> Path:
     """A results folder of the smoke profile made by the engine on the real data (every
-    experiment, seed 0, plus seed 1 of ``table5/jcs-seg-base`` so that a table has a std)
-    and a smoke benchmark; checkpoints under ``<tmp>/runs``. Takes a few minutes."""
+    experiment, seed 0, plus seed 1 of ``table5/jcs-seg-base`` so that a table has a std);
+    checkpoints under ``<tmp>/runs``. Takes a few minutes; set ``JCS_SMOKE_RESULTS`` to the
+    results folder of an earlier smoke run to reuse it while developing."""
     from jcs.engine import reproduce
+
+    if os.environ.get("JCS_SMOKE_RESULTS"):
+        return Path(os.environ["JCS_SMOKE_RESULTS"])
 
     root = tmp_path_factory.mktemp("smoke")
     results, runs = root / "results", root / "runs"

@@ -7,7 +7,6 @@ notebooks/`` also works (it runs them against the committed ``results/``) but is
 ``make test``, so that no notebook runs twice in CI.
 """
 import importlib.util
-import json
 import re
 from pathlib import Path
 
@@ -95,8 +94,7 @@ def _report_tables(nb) -> dict[str, int]:
         title = soup.find("strong").get_text() if soup.find("strong") else ""
         table = soup.find("table")
         tables[title] = len(table.find("tbody").find_all("tr"))
-        header = table.find("thead").get_text()
-        assert "ours" in header or "value" in header, f"{title}: no 'ours' column"
+        assert "ours" in table.get_text(), f"{title}: no 'ours' column or row"
     return tables
 
 
@@ -134,7 +132,6 @@ def test_dataset_notebook_shows_the_real_data(executed_notebooks):
     frames = [out["data"]["text/html"] for out in _outputs(nb)
               if "text/html" in out.get("data", {}) and "dataframe" in out["data"]["text/html"]]
     assert len(frames) >= 4
-    values = {out.metadata["scrapbook"]["name"]: out for out in _outputs(nb)
-              if "scrapbook" in out.get("metadata", {})}
-    assert json.loads(json.dumps(values["n_medseg_test"]["data"]["text/plain"])) == "48"
-    assert values["ctmd_patients"]["data"]["text/plain"] == "6"
+    glued = {out.metadata["scrapbook"]["name"]: out["data"]["application/papermill.record/text/plain"]
+             for out in _outputs(nb) if "scrapbook" in out.get("metadata", {})}
+    assert (glued["n_medseg_train"], glued["n_medseg_test"], glued["ctmd_patients"]) == ("50", "48", "6")

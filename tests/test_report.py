@@ -45,7 +45,7 @@ def test_paper_numbers_are_the_papers():
     assert paper.TABLE4.lookup("threshold", 25) == {"threshold": 25, "sensitivity": 0.95,
                                                     "specificity": 0.93}
     images = {r["subset"]: r["images"] for r in paper.COVID_CS.records()}
-    parts = ["positive, pixel-level annotated (segmentation)",
+    parts = ["positive, pixel-level annotated",
              "positive, patient-level (classification test)", "negative, classification test",
              "negative, classification training"]
     assert sum(images[p] for p in parts) == images["total"] == 144167
@@ -141,12 +141,13 @@ def test_table4_reads_the_sweep(tmp_path):
               patients=patients, sweep=sweep, thresholds=thresholds)
     df = report.table4(tmp_path, "cpu")
     assert list(df.index) == [15, 20, 25, 30]
-    assert list(df[("T (slices)", "ours")]) == [7.5, 10, 12.5, 15]
+    assert list(df[("T", "ours, scaled")]) == [7.5, 10, 12.5, 15]
     assert list(df[("Sensitivity", "paper")]) == [r["sensitivity"] for r in paper.TABLE4.records()]
-    assert list(df[("Sensitivity", "ours, image labels only")]) == [1.0, 0.5, 0.5, 0.5]
+    assert list(df[("Sensitivity", "ours, labels")]) == [1.0, 0.5, 0.5, 0.5]
+    assert ("Specificity", "ours, labels + masks std") in df.columns
     assert df.attrs["n_patients"] == 3 and df.attrs["n_positive"] == 2
     assert "Only 3 patients" in df.attrs["notes"][0]
-    assert report.format_table(df)[("T (slices)", "ours")].iloc[0] == "7.5"
+    assert report.format_table(df)[("T", "ours, scaled")].iloc[0] == "7.5"
 
 
 # ---------------------------------------------------------------------------------------------

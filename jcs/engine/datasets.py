@@ -159,17 +159,19 @@ def _manifest() -> Dict[str, str]:
     return out
 
 
-def describe_data(dataset_name: str, splits: Mapping[str, Dataset]) -> Dict[str, object]:
+def describe_data(dataset_name: str, splits: Mapping[str, Dataset],
+                  root: Optional[Path] = None) -> Dict[str, object]:
     """The ``data`` block of a results file: dataset, split names, sha256 of every file read
     (relative to the data root) and whether they all match the registry manifest."""
     files: List[Path] = []
     for split in splits.values():
         files += data_files(split)
-    hashed = hash_files(files, root=data_root())
+    root = Path(root) if root is not None else data_root()
+    hashed = hash_files(files, root=root)
     manifest = _manifest()
     mismatched = [k for k, v in hashed["files"].items() if manifest.get(k) not in (None, v)]
     unknown = [k for k in hashed["files"] if k not in manifest]
-    return {"dataset": dataset_name, "root": str(data_root()),
+    return {"dataset": dataset_name, "root": str(root),
             "splits": {k: item_names(v) for k, v in splits.items()},
             "files": hashed["files"], "digest": hashed["digest"],
             "manifest_match": not mismatched and not unknown,

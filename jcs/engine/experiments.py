@@ -34,7 +34,8 @@ from .profiles import Profile, config_hash, get_profile
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
-from .runtime import prepare_model, quiet_default, resolve_precision, select_device
+from .runtime import (prepare_model, quiet_default, resolve_precision, select_device,
+                      use_channels_last)
 from .train import run_paths, train
 
 PathLike = Union[str, Path]
@@ -132,9 +133,10 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     started = now_iso()
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
+    channels_last = use_channels_last(prof.channels_last, device, training=False)
     reset_peak_memory(device)
     model, info = load_trained_model(cls["checkpoint"])
-    model = prepare_model(model, device, prof.channels_last)
+    model = prepare_model(model, device, channels_last)
     size = info["input_size"]
     cohort = CTMDPatients(data_root)
     thresholds = scaled_thresholds(prof, [p["spacing"][0] for p in cohort.patients
@@ -149,7 +151,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
         tic = time.perf_counter()
         scores = classifier_scores(model, PatientSlices(slice_paths, size),
                                    device=device, precision=precision,
-                                   channels_last=prof.channels_last,
+                                   channels_last=channels_last,
                                    batch_size=prof.eval_batch_size)
         seconds = time.perf_counter() - tic
         preds = [int(s >= 0.5) for s in scores]
@@ -190,7 +192,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
         "memory": peak_memory(device),
         "environment": {"git": git_state(), "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
-                        "channels_last": prof.channels_last},
+                        "channels_last": channels_last},
     }
     write_result(path, result)
     return result

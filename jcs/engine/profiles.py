@@ -78,7 +78,7 @@ class Profile:
     patient_max_slices: Optional[int] = None  # Table IV: classify only this many slices (tests)
     device: str = "auto"  # "auto" (CUDA > CPU), "cpu", "cuda", "cuda:1" ...
     precision: str = "auto"  # "auto" (bf16 where the hardware has it), "bf16", "fp32"
-    channels_last: bool = True
+    channels_last: Optional[bool] = None  # None = auto (runtime.use_channels_last)
     cudnn_benchmark: bool = True
     num_workers: int = 0
     preload: bool = True  # keep non-augmented splits in memory as tensors

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from tqdm.auto import tqdm
 from jcs.models import ActivationMapLoss, create_model, save_checkpoint
 from jcs.models import registry as model_registry
 
-from .datasets import DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names, item_names, task_of
+from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
+                       item_names, task_of)
 from .evaluate import run_evaluation
 from .profiles import Profile, Recipe, config_hash, get_profile
 from .provenance import device_info, git_state, now_iso, package_versions, peak_memory, reset_peak_memory
@@ -36,7 +38,7 @@ from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
                       seed_everything, select_device, set_rng_state, to_device, to_float,
-                      worker_init)
+                      use_channels_last, worker_init)
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
 PathLike = Union[str, Path]
@@ -130,6 +132,33 @@ def _score(metrics: Dict[str, Any], key: str) -> float:
     return float("-inf") if value is None or not math.isfinite(value) else float(value)
 
 
+@dataclass
+class _Session:
+    """Everything one training run holds while it trains."""
+
+    name: str
+    task: str
+    profile: Profile
+    recipe: Recipe
+    device: torch.device
+    precision: str
+    channels_last: bool
+    paths: RunPaths
+    config_hash: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    loader: DataLoader
+    generator: torch.Generator
+    val: Optional[Dataset]
+    iters_per_epoch: int
+    state: Dict[str, Any]
+
+    @property
+    def total_iters(self) -> int:
+        return self.iters_per_epoch * self.recipe.epochs
+
+
 def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = None,
           profile: Union[str, Profile] = "smoke", overrides: Optional[Mapping[str, Any]] = None,
           results_dir: PathLike = "results", runs_dir: PathLike = "runs",
@@ -147,17 +176,17 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     activation-map loss. ``init_from``: ``{"classifier": path, "segmentation": path}`` of trained
     ``model.pt`` files for ``jcs-joint``. ``callbacks``: called with a dict (``epoch``,
     ``iteration``, ``loss``, ``run_dir``) after each epoch's checkpoint. ``quiet``: no progress
-    bars (default: env ``JCS_QUIET``). ``skip_finished``: return the existing results file
-    instead of training when it was made with the same configuration."""
+    bars (default: env ``JCS_QUIET``). ``data_root``: folder of the datasets (default
+    ``jcs.data.data_root()``). ``skip_finished``: return the existing results file
+    (:func:`~jcs.engine.results.load_result`, with its ``"path"``) instead of training when it was
+    made with the same configuration."""
     prof = get_profile(profile, overrides)
     task = task_of(model_name)
     recipe = prof.recipe(task)
     name = name or model_name
-    quiet = quiet_default(quiet)
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = prof.cudnn_benchmark
+    channels_last = use_channels_last(prof.channels_last, device, training=True)
     paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
     if init_from is not None and set(init_from) != {"classifier", "segmentation"}:
         raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")
@@ -167,99 +196,59 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
               "model": model_name, "model_options": options, "name": name,
               "experiment": experiment, "dataset": dataset_name, "seed": seed,
               "pixel_supervised": pixel_supervised, "initialised": init_from is not None,
-              "precision": precision, "device_type": device.type}
+              "precision": precision, "channels_last": channels_last,
+              "device_type": device.type}
     chash = config_hash(config)
     if skip_finished and finished(paths.result, chash):
         return load_result(paths.result)
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = prof.cudnn_benchmark
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(dataset, Mapping):
         splits = custom_splits(dataset)
     else:
         splits = build_splits(task, dataset_name, recipe, prof, pixel_supervised, root=data_root)
-
     seed_everything(seed)
     model = create_model(model_name, **options)
     if init_from is not None:
         model.load_parts(init_from["classifier"], init_from["segmentation"])
-    model = prepare_model(model, device, prof.channels_last)
-    optimizer = build_optimizer(model, recipe)
-    if pixel_supervised:
-        criterion: nn.Module = ActivationMapLoss(weight=prof.cam_loss_weight, mode=prof.cam_loss_mode)
-    else:
-        criterion = model.criterion()
+    model = prepare_model(model, device, channels_last)
+    criterion = (ActivationMapLoss(weight=prof.cam_loss_weight, mode=prof.cam_loss_mode)
+                 if pixel_supervised else model.criterion())
     generator = torch.Generator()
     generator.manual_seed(seed)
-    batch_size = min(recipe.batch_size, len(splits.train))
-    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=generator,
-                        num_workers=prof.num_workers, worker_init_fn=worker_init,
-                        persistent_workers=prof.num_workers > 0,
+    loader = DataLoader(splits.train, batch_size=min(recipe.batch_size, len(splits.train)),
+                        shuffle=True, generator=generator, num_workers=prof.num_workers,
+                        worker_init_fn=worker_init, persistent_workers=prof.num_workers > 0,
                         pin_memory=device.type == "cuda")
-    iters_per_epoch = min(len(loader), recipe.max_iters or len(loader))
-    total_iters = iters_per_epoch * recipe.epochs
-
-    state: Dict[str, Any] = {"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
-                             "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
-                             "best": {"epoch": None, "score": float("-inf")}}
+    session = _Session(
+        name=name, task=task, profile=prof, recipe=recipe, device=device, precision=precision,
+        channels_last=channels_last, paths=paths, config_hash=chash, model=model,
+        optimizer=build_optimizer(model, recipe), criterion=criterion, loader=loader,
+        generator=generator, val=splits.val,
+        iters_per_epoch=min(len(loader), recipe.max_iters or len(loader)),
+        state={"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
+               "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
+               "best": {"epoch": None, "score": float("-inf")}})
     if resume and paths.checkpoint.is_file():
-        state = _load_state(paths, chash, model, optimizer, generator)
+        session.state = _load_state(session)
     reset_peak_memory(device)
+    _fit(session, callbacks, quiet_default(quiet))
 
-    bar = tqdm(total=total_iters, initial=state["iteration"], disable=quiet, unit="it",
-               desc=f"{name} [{prof.name}]", dynamic_ncols=True)
-    session_start = time.perf_counter()
-    train_s_before = state["train_s"]
-    for epoch in range(state["epoch"], recipe.epochs):
-        model.train()
-        epoch_losses: List[float] = []
-        state["history"]["lr"].append(learning_rate(recipe, epoch, state["iteration"], total_iters))
-        for step, batch in enumerate(loader):
-            if step >= iters_per_epoch:
-                break
-            set_learning_rate(optimizer, learning_rate(recipe, epoch, state["iteration"], total_iters))
-            loss = _forward_loss(model, batch, task, criterion, device, precision, prof.channels_last)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{name}: training loss is {loss.item()} at iteration {state['iteration']} "
-                    f"(epoch {epoch}); lower the learning rate (override '{_part(task)}.lr', now "
-                    f"{recipe.lr}) or use precision='fp32'")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            epoch_losses.append(value)
-            state["history"]["iteration_loss"].append(value)
-            state["iteration"] += 1
-            bar.update(1)
-            bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{value:.4f}")
-        state["history"]["epoch"].append(sum(epoch_losses) / max(1, len(epoch_losses)))
-        if task == "classification" and splits.val is not None:
-            val = run_evaluation(model, splits.val, task, device=device, precision=precision,
-                                 channels_last=prof.channels_last, batch_size=prof.eval_batch_size)
-            state["history"]["val"].append(val["metrics"])
-            score = _score(val["metrics"], prof.val_metric)
-            if state["best"]["epoch"] is None or score > state["best"]["score"]:
-                state["best"] = {"epoch": epoch + 1, "score": score}
-                _atomic_save({"model": model.state_dict(), "epoch": epoch + 1}, paths.best)
-        state["epoch"] = epoch + 1
-        state["train_s"] = train_s_before + time.perf_counter() - session_start
-        if state["epoch"] % prof.checkpoint_every == 0 or state["epoch"] == recipe.epochs:
-            _save_state(paths, chash, state, model, optimizer, generator)
-        info = {"epoch": state["epoch"], "iteration": state["iteration"],
-                "loss": state["history"]["epoch"][-1], "run_dir": paths.run_dir}
-        for callback in callbacks:
-            callback(info)
-    bar.close()
-
-    if state["best"]["epoch"] is not None:
-        model.load_state_dict(torch.load(paths.best, map_location=device, weights_only=True)["model"])
+    if session.state["best"]["epoch"] is not None:
+        best = torch.load(paths.best, map_location=device, weights_only=True)["model"]
+        model.load_state_dict(best)
     _save_model(paths.model, model, options, task, recipe, chash)
-    test_names = item_names(splits.test)
+    if paths.predictions.exists():
+        shutil.rmtree(paths.predictions)
     evaluation = run_evaluation(
         model, splits.test, task, device=device, precision=precision,
-        channels_last=prof.channels_last, batch_size=prof.eval_batch_size,
+        channels_last=channels_last, batch_size=prof.eval_batch_size,
         save_predictions=paths.predictions if task == "segmentation" else None,
-        prediction_names=fixed_names(test_names, prof.preview_count), prediction_size=prof.preview_size,
-        quiet=quiet)
+        prediction_names=fixed_names(item_names(splits.test), prof.preview_count),
+        prediction_size=prof.preview_size, quiet=quiet_default(quiet))
+    state = session.state
     result = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train",
         "profile": prof.name, "experiment": experiment, "name": name, "model": model_name,
@@ -270,16 +259,17 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
                  **_subsample(state["history"]["iteration_loss"], prof.max_loss_points),
                  "lr": state["history"]["lr"], "val": state["history"]["val"],
                  "best_epoch": state["best"]["epoch"], "iterations": state["iteration"],
-                 "iterations_per_epoch": iters_per_epoch, "batch_size": batch_size},
+                 "iterations_per_epoch": session.iters_per_epoch, "batch_size": loader.batch_size},
         "init_from": {k: str(v) for k, v in init_from.items()} if init_from else None,
-        "data": describe_data(dataset_name, splits.as_dict()) if dataset_name != "custom"
-        else {"dataset": "custom", "splits": {k: item_names(v) for k, v in splits.as_dict().items()}},
+        "data": (describe_data(dataset_name, splits.as_dict(), data_root) if dataset_name != "custom" else
+                 {"dataset": "custom", "splits": {k: item_names(v)
+                                                  for k, v in splits.as_dict().items()}}),
         "timing": {"train_s": round(state["train_s"], 3), "eval_s": evaluation["eval_s"],
                    "started": state["started"], "finished": now_iso()},
         "memory": peak_memory(device),
         "environment": {"git": git_state(), "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
-                        "channels_last": prof.channels_last},
+                        "channels_last": channels_last},
         "checkpoint": str(paths.model),
         "predictions": str(paths.predictions) if task == "segmentation" else None,
     }
@@ -287,30 +277,86 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     return result
 
 
+def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
+    """Train from ``s.state`` to the last epoch, checkpointing and calling ``callbacks``."""
+    state, recipe = s.state, s.recipe
+    bar = tqdm(total=s.total_iters, initial=state["iteration"], disable=quiet, unit="it",
+               desc=f"{s.name} [{s.profile.name}]", dynamic_ncols=True)
+    session_start = time.perf_counter()
+    train_s_before = state["train_s"]
+    for epoch in range(state["epoch"], recipe.epochs):
+        s.model.train()
+        losses: List[float] = []
+        state["history"]["lr"].append(learning_rate(recipe, epoch, state["iteration"], s.total_iters))
+        for step, batch in enumerate(s.loader):
+            if step >= s.iters_per_epoch:
+                break
+            set_learning_rate(s.optimizer,
+                              learning_rate(recipe, epoch, state["iteration"], s.total_iters))
+            loss = _forward_loss(s.model, batch, s.task, s.criterion, s.device, s.precision,
+                                 s.channels_last)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{s.name}: training loss is {loss.item()} at iteration {state['iteration']} "
+                    f"(epoch {epoch}); lower the learning rate (override '{_part(s.task)}.lr', now "
+                    f"{recipe.lr}) or use precision='fp32'")
+            s.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            s.optimizer.step()
+            value = float(loss.detach())
+            losses.append(value)
+            state["history"]["iteration_loss"].append(value)
+            state["iteration"] += 1
+            bar.update(1)
+            bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{value:.4f}")
+        state["history"]["epoch"].append(sum(losses) / max(1, len(losses)))
+        if s.task == "classification" and s.val is not None:
+            _select(s, epoch)
+        state["epoch"] = epoch + 1
+        state["train_s"] = train_s_before + time.perf_counter() - session_start
+        if state["epoch"] % s.profile.checkpoint_every == 0 or state["epoch"] == recipe.epochs:
+            _save_state(s)
+        info = {"epoch": state["epoch"], "iteration": state["iteration"],
+                "loss": state["history"]["epoch"][-1], "run_dir": s.paths.run_dir}
+        for callback in callbacks:
+            callback(info)
+    bar.close()
+
+
+def _select(s: _Session, epoch: int) -> None:
+    """Classifier model selection: validation metrics of this epoch; ``best.pt`` on improvement."""
+    val = run_evaluation(s.model, s.val, s.task, device=s.device, precision=s.precision,
+                         channels_last=s.channels_last, batch_size=s.profile.eval_batch_size)
+    s.state["history"]["val"].append(val["metrics"])
+    score = _score(val["metrics"], s.profile.val_metric)
+    if s.state["best"]["epoch"] is None or score > s.state["best"]["score"]:
+        s.state["best"] = {"epoch": epoch + 1, "score": score}
+        _atomic_save({"model": s.model.state_dict(), "epoch": epoch + 1}, s.paths.best)
+
+
 def _part(task: str) -> str:
     return "seg" if task == "segmentation" else "cls"
 
 
-def _save_state(paths: RunPaths, chash: str, state: Dict[str, Any], model: nn.Module,
-                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "config_hash": chash, "epoch": state["epoch"],
-               "iteration": state["iteration"], "train_s": state["train_s"],
-               "started": state["started"], "history": state["history"], "best": state["best"],
-               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "rng": rng_state(generator)}
-    _atomic_save(payload, paths.checkpoint)
+def _save_state(s: _Session) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "config_hash": s.config_hash,
+               **{k: s.state[k] for k in ("epoch", "iteration", "train_s", "started", "history",
+                                          "best")},
+               "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+               "rng": rng_state(s.generator)}
+    _atomic_save(payload, s.paths.checkpoint)
 
 
-def _load_state(paths: RunPaths, chash: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator) -> Dict[str, Any]:
-    payload = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("config_hash") != chash:
+def _load_state(s: _Session) -> Dict[str, Any]:
+    path = s.paths.checkpoint
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or payload.get("config_hash") != s.config_hash:
         raise ValueError(
-            f"{paths.checkpoint} was written by a run with another configuration (or jcs version); "
+            f"{path} was written by a run with another configuration (or jcs version); "
             "delete it to start over, or call train(..., resume=False)")
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    set_rng_state(payload["rng"], generator)
+    s.model.load_state_dict(payload["model"])
+    s.optimizer.load_state_dict(payload["optimizer"])
+    set_rng_state(payload["rng"], s.generator)
     return {k: payload[k] for k in ("epoch", "iteration", "train_s", "started", "history", "best")}
 
 

@@ -10,21 +10,21 @@ from .datasets import (covid_cs_composition, ctmd_geometry, data_composition, me
 from .figures import (activation_map_slices, export_activation_maps, find_checkpoint,
                       plot_activation_maps,
                       plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
-from .format import format_table, show
+from .format import dashes, format_table, show
 from .runtime import bench_models, runtime_table
 from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, hardware_label,
                       load_runs, load_selected, provenance_table, resolve_profile, seed_stats,
                       training_minutes, training_profile)
-from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary,
+from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
                      infnet_comparison, segmentation_metrics, table4, table4_patients, table5,
                      table6, table7)
 
 __all__ = [
     "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices", "available_profiles",
     "bench_models", "runtime_table",
-    "classification_table", "covid_cs_composition", "ctmd_geometry", "data_composition",
+    "classification_table", "covid_cs_composition", "ctmd_geometry", "dashes", "data_composition",
     "dice_by_area", "dice_distribution", "dice_summary", "export_activation_maps",
-    "find_checkpoint", "format_table",
+    "find_checkpoint", "format_table", "gain",
     "hardware_label", "infnet_comparison", "load_runs", "load_selected", "medseg_lesion_areas",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
     "plot_dice_histogram", "plot_example_slices", "plot_loss_curves", "plot_qualitative",

@@ -60,11 +60,11 @@ def data_composition(root: PathLike = None) -> pd.DataFrame:
     n_ctmd_slices = sum(len(p["slice_paths"]) for p in ctmd)
     labelled = [p for p in ctmd if p["slice_labels"] is not None]
     examples = sorted(dataset_path("covid-cs-examples", root).glob("*.jpg"))
-    cs = {r["subset"].strip(): r for r in paper.COVID_CS.records()}
+    cs = {r["subset"]: r for r in paper.COVID_CS.records()}
     rows = [
-        ("segmentation training", cs["of which segmentation training"], "medseg",
+        ("segmentation training", cs["segmentation training (part of the annotated)"], "medseg",
          "> 40 (IDs unknown)", n_train, "radiologist lesion masks"),
-        ("segmentation test", cs["of which segmentation test"], "medseg",
+        ("segmentation test", cs["segmentation test (part of the annotated)"], "medseg",
          "(same > 40)", n_test, "radiologist lesion masks"),
         ("slice classification (train / val / test)", None, "ucsd-covid-ct",
          "≈ 380 (from figure metadata)",
@@ -114,7 +114,9 @@ def scanner_table(root: PathLike = None) -> pd.DataFrame:
                      "product": model, "cases": n})
     rows.append({"source": "ours (MedSeg, UCSD)", "manufacturer": "not recorded",
                  "product": "not recorded", "cases": None})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["cases"] = table["cases"].astype("Int64")
+    return table
 
 
 def medseg_lesion_areas(root: PathLike = None) -> pd.DataFrame:
@@ -159,7 +161,11 @@ def ctmd_geometry(root: PathLike = None) -> pd.DataFrame:
             row["dicom_thickness_mm"] = float(headers[0].get("SliceThickness"))
             row["dicom_model"] = str(headers[0].get("ManufacturerModelName"))
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in ("infected_slices", "dicom_files"):
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def ucsd_demographics(root: PathLike = None) -> pd.DataFrame:

@@ -8,32 +8,38 @@ import html
 import math
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["format_table", "show", "caption_html", "TableAttrs"]
+__all__ = ["format_table", "show", "caption_html", "dashes", "TableAttrs"]
 
 TableAttrs = Dict[str, Any]
 
 
-def _number(value: Any, percent: bool, digits: int) -> str:
+def _number(value: Any, mode: str, digits: int) -> str:
+    """``mode``: "percent" (fraction × 100), "decimal" or "plain" (integers without decimals)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if isinstance(value, str):
-        return value
-    if percent:
+    if isinstance(value, str) or not _is_number(value):
+        return str(value)
+    if mode == "percent":
         return f"{100 * float(value):.{digits}f}"
-    if float(value).is_integer() and abs(value) < 1e15:
+    if mode == "plain" and float(value).is_integer():
         return f"{int(value)}"
+    if mode == "plain":
+        return f"{float(value):g}"
     return f"{float(value):.{digits}f}"
 
 
 def format_table(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> pd.DataFrame:
     """Strings for display: every column ``c`` with a sibling ``c std`` becomes ``"mean ± std"``
     (the std column is dropped). ``percent`` (default ``df.attrs["percent"]``, True) prints
-    fractions as percentages with ``digits`` decimals (default 1; 3 when not percent), except
-    the metrics listed in ``df.attrs["plain"]`` (counts, thresholds)."""
+    fractions as percentages with ``digits`` decimals (default ``df.attrs["digits"]``, else 1;
+    3 when not percent), except the metrics listed in ``df.attrs["plain"]`` (counts,
+    thresholds)."""
     percent = df.attrs.get("percent", True) if percent is None else percent
-    digits = (1 if percent else 3) if digits is None else digits
+    if digits is None:
+        digits = df.attrs.get("digits", 1 if percent else 3)
     columns = list(df.columns)
     std_of = {}
     for col in columns:
@@ -47,22 +53,27 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optio
                        if isinstance(df.columns, pd.MultiIndex) else keep, dtype=object)
     plain = set(df.attrs.get("plain", ()))
     for col in keep:
-        as_percent = percent and (col[0] if isinstance(col, tuple) else col) not in plain
+        top = col[0] if isinstance(col, tuple) else col
+        mode = "plain" if top in plain else ("percent" if percent else "decimal")
         values = []
         for idx in df.index:
-            mean = df.at[idx, col]
-            text = _number(mean, as_percent and _is_number(mean), digits)
+            text = _number(df.at[idx, col], mode, digits)
             if col in std_of:
                 std = df.at[idx, std_of[col]]
                 if _is_number(std) and not math.isnan(float(std)) and text != "—":
-                    text += f" ± {_number(std, as_percent, digits)}"
+                    text += f" ± {_number(std, mode, digits)}"
             values.append(text)
         out[col] = values
     return out
 
 
+def dashes(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy for display with missing values (None, NaN) shown as "—"."""
+    return df.astype(object).where(df.notna(), "—")
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def caption_html(attrs: TableAttrs) -> str:
@@ -74,6 +85,8 @@ def caption_html(attrs: TableAttrs) -> str:
         parts.append(f"<p><em>Ours:</em> {html.escape(attrs['ours'])}.</p>")
     if attrs.get("percent", True):
         parts.append("<p>Values in %; ours as mean ± std over seeds where several seeds exist.</p>")
+    elif attrs.get("seeds_note", True):
+        parts.append("<p>Ours as mean ± std over seeds where several seeds exist.</p>")
     definitions = attrs.get("definitions") or {}
     if definitions:
         items = "".join(f"<li><strong>{html.escape(k)}</strong>: {html.escape(v)}</li>"

@@ -76,7 +76,6 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
     ours = _patient_rows(results_dir) + _bench_rows(results_dir)
     rows += ours
     df = pd.DataFrame(rows).set_index("source")
-    df.columns = pd.MultiIndex.from_tuples([(c, "") for c in df.columns], names=["metric", "column"])
     if ours:
         best = min(ours, key=lambda r: r["seconds per 300 slices"])
         fastest = (f"{best['seconds per 300 slices']:.1f} s per 300 slices ({best['what']}) on "
@@ -84,7 +83,9 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
     else:
         fastest = "no timings yet (run `make bench` or the table4 experiment)"
     df.attrs.update({
-        "title": "Runtime per patient", "fastest": fastest,
+        "title": "Runtime per patient", "fastest": fastest, "paper_seconds": float(ref["seconds"]),
+        "paper_slices": int(ref["slices"]), "paper_device": ref["device"],
+        "radiologist_min": float(ref["radiologist_min"]),
         "ours": "every timing found under the results folder (all profiles)",
         "definitions": {"seconds per 300 slices": "seconds per patient / slices × 300 (the "
                                                    "paper's patients have about 300 slices)",
@@ -93,6 +94,7 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
         "notes": [paper.RUNTIME.source,
                   f"A radiologist needs about {ref['radiologist_min']} minutes per case (paper)."],
         "source": "jcs.report.runtime_table", "api": "api-runtime", "percent": False,
+        "digits": 1, "plain": ["slices per patient"], "seeds_note": False,
         "profiles": [p for p in PROFILE_ORDER if p in available_profiles(results_dir)],
     })
     return df
@@ -116,7 +118,8 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
     df.index.name = "model"
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
     df.attrs.update({
-        "title": "Model sizes", "percent": False, "plain": ["input"],
+        "title": "Model sizes", "percent": False, "plain": ["input"], "digits": 1,
+        "seeds_note": False,
         "ours": f"counted by our implementation ({path.name})",
         "definitions": {"GMACs": "multiply-accumulates of one forward pass at the input size, "
                                  "convolutions and linear layers only",

@@ -24,7 +24,7 @@ __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "CLASSIFIERS",
     "segmentation_metrics", "table5", "table6", "table7", "infnet_comparison",
     "classification_table", "dice_distribution", "dice_summary", "dice_by_area",
-    "differences", "table4", "table4_patients",
+    "differences", "gain", "table4", "table4_patients",
 ]
 
 PathLike = Union[str, Path]
@@ -39,6 +39,7 @@ TABLE7_RUNS = (("U-Net", "table7", "unet"), ("DSS", "table7", "dss"), ("EGNet", 
 JCS_RUN = ("table6", "jcs-joint")  # the full JCS model (Fig. 11)
 CLASSIFIERS = (("jcs-classifier", "image labels only"),
                ("jcs-classifier-pixel", "image labels + pixel-level lesion masks"))
+SHORT_NAMES = {"jcs-classifier": "labels", "jcs-classifier-pixel": "labels + masks"}
 
 SEG_DEFINITIONS = {
     "Dice, IoU (ours)": ("per-image Dice / IoU of the probability map binarised at > 0.5, "
@@ -107,6 +108,15 @@ def differences(runs: Dict[str, List[Dict[str, Any]]], task: str = "segmentation
     return notes
 
 
+def gain(table: pd.DataFrame, row_a: Any, row_b: Any, metric: str = "Dice") -> Tuple[float, float]:
+    """(paper, ours) change of ``metric`` in percentage points from row ``row_a`` to row
+    ``row_b`` of a paper-vs-ours table (rows named by the first index level)."""
+    first = table.index.get_level_values(0)
+    a, b = table[first == row_a].iloc[0], table[first == row_b].iloc[0]
+    return (100 * float(b[(metric, "paper")] - a[(metric, "paper")]),
+            100 * float(b[(metric, "ours")] - a[(metric, "ours")]))
+
+
 def _index(keys: Sequence[Any], names: Sequence[str]) -> pd.Index:
     if isinstance(keys[0], tuple):
         return pd.MultiIndex.from_tuples(list(keys), names=list(names))
@@ -172,8 +182,18 @@ def table6(results_dir: PathLike = "results", profile: str = "auto",
         rec = paper.TABLE6.lookup("no", number)
         rows.append(((number, "✓" if rec["seg"] else "", "✓" if rec["cls"] else ""),
                      (experiment, name), rec))
-    return _seg_table(results_dir, profile, rows, ("No.", "SEG", "+CLS"), paper.TABLE6.title,
-                      "jcs.report.table6", paper.TABLE6.notes, seeds)
+    df = _seg_table(results_dir, profile, rows, ("No.", "SEG", "+CLS"), paper.TABLE6.title,
+                    "jcs.report.table6", paper.TABLE6.notes, seeds)
+    _, experiment, name = TABLE6_RUNS[1]
+    joint = load_runs(results_dir, df.attrs["profile"], experiment, [name], seeds, required=False)
+    for result in joint.get(name, []):
+        init = result.get("init_from") or {}
+        start = (f"from the trained classifier {Path(init['classifier']).parent.parent.name} "
+                 f"and segmentation network {Path(init['segmentation']).parent.parent.name}"
+                 if init else "from its initial weights (no trained parts were found)")
+        df.attrs["notes"].append(f"jcs-joint (seed {result['seed']}) was initialised {start}, "
+                                 "then trained with the same schedule (jcs_official.md §4.3).")
+    return df
 
 
 def table7(results_dir: PathLike = "results", profile: str = "auto",
@@ -479,12 +499,10 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
     profile, runs = _table4_runs(results_dir, profile, seeds)
     first = next(iter(runs.values()))[0]
     thresholds = first["thresholds"]
-    descriptions = dict(CLASSIFIERS)
     records = []
     for rec in paper.TABLE4.records():
-        record: Dict[Tuple[str, str], Any] = {("T (slices)", "paper"): rec["threshold"]}
         scaled = dict(zip(thresholds["paper"], thresholds["scaled"]))
-        record[("T (slices)", "ours")] = scaled.get(rec["threshold"], np.nan)
+        record: Dict[Tuple[str, str], Any] = {("T", "ours, scaled"): scaled.get(rec["threshold"], np.nan)}
         for metric, key in (("Sensitivity", "sensitivity"), ("Specificity", "specificity")):
             record[(metric, "paper")] = rec[key]
             for (_, name), results in runs.items():
@@ -492,11 +510,11 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
                           for t_paper, row in zip(r["thresholds"]["paper"], r["sweep"])
                           if t_paper == rec["threshold"]]
                 mean, std, _ = seed_stats(values)
-                column = f"ours, {descriptions.get(name, name)}"
+                column = f"ours, {SHORT_NAMES.get(name, name)}"
                 record[(metric, column)], record[(metric, f"{column} std")] = mean, std
         records.append(record)
     df = pd.DataFrame(records, index=pd.Index([r["threshold"] for r in paper.TABLE4.records()],
-                                              name="paper T"))
+                                              name="T (paper)"))
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
     patients = first["patients"]
     n_pos = sum(1 for p in patients if p["label"] == 1)
@@ -507,7 +525,8 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
         "n_patients": len(patients), "n_positive": n_pos, "n_negative": len(patients) - n_pos,
         "definitions": {
             "positive patient": "more than T slices with P(COVID-19) ≥ 0.5",
-            "T (ours)": (f"the paper's T × {thresholds['paper_slice_mm']:g} mm / "
+            "T": "rows: the paper's thresholds on the number of positive slices",
+            "T (ours, scaled)": (f"the paper's T × {thresholds['paper_slice_mm']:g} mm / "
                          f"{thresholds['slice_mm']:g} mm (their ~1 mm slices vs our "
                          f"{thresholds['slice_mm']:g} mm slices)"),
             "Sensitivity / Specificity": "share of COVID-19 / of other patients called correctly",
@@ -516,7 +535,7 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
                   f"{len(patients) - n_pos} patients, so every value is 0%, 50% or 100% "
                   "(or thirds); the paper tests 400 patients."] + list(paper.TABLE4.notes)
         + differences(runs, "classification"),
-        "source": "jcs.report.table4", "api": "api-table4", "percent": True, "plain": ["T (slices)"],
+        "source": "jcs.report.table4", "api": "api-table4", "percent": True, "plain": ["T"],
     })
     return df
 
