@@ -38,6 +38,8 @@ def git_state(repo: Path = REPO_ROOT) -> Dict[str, object]:
         return out.stdout.strip()
 
     sha = git("rev-parse", "HEAD")
+    if sha is None and os.environ.get("JCS_GIT_SHA"):  # a copy of the tree without .git (GPU runs)
+        return {"sha": os.environ["JCS_GIT_SHA"], "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no") if sha else None
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
