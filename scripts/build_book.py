@@ -18,7 +18,8 @@ NOTEBOOKS = ["dataset", "classification", "ablation", "comparison", "dice_distri
              "summary"]
 
 
-def execute_notebooks(names, parameters, out_dir: Path, notebooks_dir: Path = ROOT / "notebooks") -> None:
+def execute_notebooks(names, parameters, out_dir: Path,
+                      notebooks_dir: Path = ROOT / "notebooks") -> None:
     """Run ``notebooks_dir/<name>.ipynb`` with papermill (working directory ``notebooks_dir``)
     and write the executed copies to ``out_dir/<name>.ipynb``. A failing cell stops the run
     with papermill's error, which names the notebook and the cell."""
@@ -28,7 +29,8 @@ def execute_notebooks(names, parameters, out_dir: Path, notebooks_dir: Path = RO
     for name in names:
         src = notebooks_dir / f"{name}.ipynb"
         if not src.exists():
-            raise FileNotFoundError(f"{src} does not exist; valid notebooks: {', '.join(NOTEBOOKS)}")
+            raise FileNotFoundError(f"{src} does not exist; the notebooks are "
+                                    f"{', '.join(NOTEBOOKS)}")
         start = time.time()
         print(f"[book] executing {src.name} ...", flush=True)
         pm.execute_notebook(

@@ -104,7 +104,8 @@ def test_book_pages_render(built_book, tmp_path):
                               (r"\bnan\b|\bNaN\b", "NaN in text")):
             found = re.search(pattern, text)
             if found:
-                problems.append(f"{page}: {what}: {text[max(0, found.start() - 60):found.end() + 20]!r}")
+                context = text[max(0, found.start() - 60):found.end() + 20]
+                problems.append(f"{page}: {what}: {context!r}")
     assert not problems, "\n".join(problems)
     shot = tmp_path / "summary.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, "--window-size=1280,2400", f"--screenshot={shot}",

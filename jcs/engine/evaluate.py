@@ -22,7 +22,7 @@ from jcs.models.weights import read_checkpoint
 
 from .datasets import SizedMasks, task_of
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, select_device,
-                      to_device, use_channels_last)
+                      to_device)
 
 PathLike = Union[str, Path]
 DEFAULT_SIZE = {"segmentation": 512, "classification": 224}
@@ -152,7 +152,7 @@ def load_trained_model(checkpoint: PathLike) -> tuple[nn.Module, Dict[str, Any]]
 def evaluate(model_or_checkpoint: Union[nn.Module, PathLike], dataset: Union[str, Dataset, None] = None,
              split: str = "test", *, task: Optional[str] = None, size: Optional[int] = None,
              gt_size: Optional[int] = 512, batch_size: int = 8, device: str = "auto",
-             precision: str = "auto", channels_last: Optional[bool] = None,
+             precision: str = "auto", channels_last: bool = True,
              save_predictions: Optional[PathLike] = None, prediction_size: Optional[int] = None,
              indices: Optional[List[int]] = None, quiet: Optional[bool] = None) -> Dict[str, Any]:
     """Metrics of a model (an ``nn.Module`` or a checkpoint written by ``train``) on a split.
@@ -160,8 +160,7 @@ def evaluate(model_or_checkpoint: Union[nn.Module, PathLike], dataset: Union[str
     ``dataset``: a Dataset (used as is) or a registry name (default ``medseg`` for segmentation,
     ``ucsd-covid-ct`` for classification) read at ``size`` (default: the checkpoint's training
     size, else 512 / 224) with segmentation masks at ``gt_size`` (None = ``size``).
-    ``save_predictions=DIR`` writes every probability map as 8-bit PNG; ``channels_last`` None =
-    :func:`~jcs.engine.runtime.use_channels_last` for inference. See
+    ``save_predictions=DIR`` writes every probability map as 8-bit PNG. See
     :func:`run_evaluation` for the returned dict; ``"split"`` and ``"dataset"`` are added.
     """
     info: Dict[str, Any] = {}
@@ -185,7 +184,6 @@ def evaluate(model_or_checkpoint: Union[nn.Module, PathLike], dataset: Union[str
         else:
             data = ClassificationSlices(data_name, split, size, indices=indices)
     prec = resolve_precision(precision, dev)
-    channels_last = use_channels_last(channels_last, dev, training=False)
     model = prepare_model(model, dev, channels_last)
     result = run_evaluation(model, data, task, device=dev, precision=prec,
                             channels_last=channels_last, batch_size=batch_size,

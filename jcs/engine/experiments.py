@@ -34,8 +34,7 @@ from .profiles import Profile, config_hash, get_profile
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
-from .runtime import (prepare_model, quiet_default, resolve_precision, select_device,
-                      use_channels_last)
+from .runtime import prepare_model, quiet_default, resolve_precision, select_device
 from .train import run_paths, train
 
 PathLike = Union[str, Path]
@@ -133,7 +132,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     started = now_iso()
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
-    channels_last = use_channels_last(prof.channels_last, device, training=False)
+    channels_last = prof.channels_last
     reset_peak_memory(device)
     model, info = load_trained_model(cls["checkpoint"])
     model = prepare_model(model, device, channels_last)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -28,17 +28,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in ("bf16", "fp32"):
         raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
     return precision
-
-
-def use_channels_last(setting: Optional[bool], device: torch.device, training: bool) -> bool:
-    """Channels-last memory format? ``setting`` True/False is obeyed; None (auto) = always on
-    CUDA (cuDNN's NHWC tensor-core kernels), on the CPU for inference only: with oneDNN bf16 on
-    this project's AVX-512/AMX CPU, channels-last made a training step ~2.5× slower (convolution
-    and batch-norm backward, layout copies) but Res2Net inference ~2.5× faster (see
-    :mod:`jcs.engine.profiles`)."""
-    if setting is not None:
-        return bool(setting)
-    return device.type == "cuda" or not training
 
 
 def autocast(device: torch.device, precision: str):

@@ -38,7 +38,7 @@ from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
                       seed_everything, select_device, set_rng_state, to_device, to_float,
-                      use_channels_last, worker_init)
+                      worker_init)
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
 PathLike = Union[str, Path]
@@ -186,7 +186,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     name = name or model_name
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
-    channels_last = use_channels_last(prof.channels_last, device, training=True)
+    channels_last = prof.channels_last
     paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
     if init_from is not None and set(init_from) != {"classifier", "segmentation"}:
         raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")

@@ -8,27 +8,26 @@ from .datasets import (covid_cs_composition, ctmd_geometry, data_composition, me
                        plot_covid_cs_examples, plot_data_distributions, plot_example_slices,
                        scanner_table, ucsd_demographics)
 from .figures import (activation_map_slices, export_activation_maps, find_checkpoint,
-                      plot_activation_maps,
-                      plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
-from .format import dashes, format_table, show
-from .runtime import bench_models, runtime_table
+                      plot_activation_maps, plot_dice_histogram, plot_loss_curves,
+                      plot_qualitative, plot_roc)
+from .format import format_table, show, table_view
 from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, hardware_label,
                       load_runs, load_selected, provenance_table, resolve_profile, seed_stats,
                       training_minutes, training_profile)
+from .runtime import bench_models, patient_stages, runtime_table
 from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
                      infnet_comparison, segmentation_metrics, table4, table4_patients, table5,
                      table6, table7)
 
 __all__ = [
     "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices", "available_profiles",
-    "bench_models", "runtime_table",
-    "classification_table", "covid_cs_composition", "ctmd_geometry", "dashes", "data_composition",
-    "dice_by_area", "dice_distribution", "dice_summary", "export_activation_maps",
-    "find_checkpoint", "format_table", "gain",
-    "hardware_label", "infnet_comparison", "load_runs", "load_selected", "medseg_lesion_areas",
+    "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",
+    "data_composition", "dice_by_area", "dice_distribution", "dice_summary",
+    "export_activation_maps", "find_checkpoint", "format_table", "gain", "hardware_label",
+    "infnet_comparison", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
     "plot_dice_histogram", "plot_example_slices", "plot_loss_curves", "plot_qualitative",
-    "plot_roc", "provenance_table", "resolve_profile", "scanner_table", "seed_stats", "show",
-    "table4", "table4_patients", "table5", "table6", "table7", "training_minutes", "training_profile",
-    "ucsd_demographics",
+    "plot_roc", "provenance_table", "resolve_profile", "runtime_table", "scanner_table",
+    "seed_stats", "segmentation_metrics", "show", "table4", "table4_patients", "table5", "table6",
+    "table7", "table_view", "training_minutes", "training_profile", "ucsd_demographics",
 ]

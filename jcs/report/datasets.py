@@ -79,7 +79,8 @@ def data_composition(root: PathLike = None) -> pd.DataFrame:
     ]
     out = []
     for task, ref, name, patients, images, labels in rows:
-        paper_text = "—" if ref is None else f"{ref['patients']} patients / {ref['images']:,} images"
+        paper_text = ("—" if ref is None
+                      else f"{ref['patients']} patients / {ref['images']:,} images")
         out.append({"task": task, "paper (COVID-CS)": paper_text, "dataset": name,
                     "patients": patients, "images": images, "labels": labels})
     return pd.DataFrame(out)
@@ -178,7 +179,7 @@ def ucsd_demographics(root: PathLike = None) -> pd.DataFrame:
     table["age"] = pd.to_numeric(table["age"], errors="coerce")
     table["gender"] = table["gender"].astype("string").str.strip().str.upper().str[:1]
     table.loc[~table["gender"].isin(["M", "F"]), "gender"] = pd.NA
-    return table.drop_duplicates("patient").reset_index(drop=True)
+    return table.dropna(subset=["patient"]).drop_duplicates("patient").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +204,10 @@ def plot_example_slices(root: PathLike = None):
     folder = dataset_path("medseg", root)
     cap = next(p for p in CTMDPatients(root) if p["diagnosis"] == "CAP")
     labels = cap["slice_labels"]
-    infected = np.flatnonzero(labels) if labels is not None else np.array([len(cap["slice_paths"]) // 2])
+    if labels is not None:
+        infected = np.flatnonzero(labels)
+    else:
+        infected = np.array([len(cap["slice_paths"]) // 2])
     cap_index = int(infected[len(infected) // 2])
 
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
@@ -211,7 +215,8 @@ def plot_example_slices(root: PathLike = None):
     axes[0].set_title(f"CAP (COVID-CT-MD {cap['id']}, slice {cap_index})", fontsize=9)
     for ax, (label, row) in zip(axes[1:], picks):
         ax.imshow(read_slice(folder / "images" / f"{row['name']}.png"), cmap="gray")
-        _contour(ax, read_mask(folder / "masks_binary" / f"{row['name'].replace('tr_im', 'tr_mask')}.png"))
+        mask_name = row["name"].replace("tr_im", "tr_mask")
+        _contour(ax, read_mask(folder / "masks_binary" / f"{mask_name}.png"))
         ax.set_title(f"COVID-19 {label} (MedSeg {row['name'][-4:]}, "
                      f"{row['lesion_fraction']:.1%} lesion)", fontsize=9)
     for ax in axes:

@@ -67,6 +67,9 @@ def plot_loss_curves(results_dir: PathLike = "results", profile: str = "auto",
                 markersize=3, label=name)
     ax.set(xlabel="epoch", ylabel="training loss (mean over the epoch)",
            title=f"Training loss, {', '.join(experiments)} ({profile}, seed {seed})")
+    finals = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
+    if finals and max(finals) / min(finals) > 100:  # losses of different scales (sums vs means)
+        ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -103,7 +106,8 @@ def plot_qualitative(results_dir: PathLike = "results", profile: str = "auto",
         raise FileNotFoundError(f"no prediction PNGs common to {', '.join(l for l, _ in columns)} "
                                 f"({profile}); re-run the experiments to write them")
     cols = 2 + len(columns)
-    fig, axes = plt.subplots(len(names), cols, figsize=(1.9 * cols, 1.95 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), cols, figsize=(1.9 * cols, 1.95 * len(names)),
+                             squeeze=False)
     for r, slice_name in enumerate(names):
         image_path, mask_path = samples[slice_name]
         axes[r, 0].imshow(read_slice(image_path), cmap="gray")
@@ -165,7 +169,8 @@ def find_checkpoint(result: Dict[str, Any], runs_dir: Optional[PathLike] = None)
     """The final weights of a run: the ``checkpoint`` path of its results file, else the same
     run under ``runs_dir`` (default ``<repo>/runs``); None when neither exists."""
     recorded = Path(result.get("checkpoint") or "")
-    run = Path(result["profile"]) / result["experiment"] / result["name"] / f"seed{result['seed']}" / "model.pt"
+    run = (Path(result["profile"]) / result["experiment"] / result["name"]
+           / f"seed{result['seed']}" / "model.pt")
     candidates = [recorded, REPO_ROOT / recorded, Path(runs_dir or REPO_ROOT / "runs") / run]
     return next((c for c in candidates if str(c) not in ("", ".") and c.is_file()), None)
 
@@ -250,7 +255,8 @@ def export_activation_maps(results_dir: PathLike = "results", profile: str = "au
             folder.mkdir(exist_ok=True)
             for item, cam in zip(slices, _cams(checkpoint, [s["image"] for s in slices], device)):
                 image = Image.fromarray(np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8))
-                image.resize((size, size), Image.Resampling.BILINEAR).save(folder / f"{item['name']}.png")
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+                image.save(folder / f"{item['name']}.png")
             folders.append(folder)
     return folders
 

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-__all__ = ["format_table", "show", "caption_html", "dashes", "TableAttrs"]
+__all__ = ["format_table", "show", "caption_html", "table_view", "TableAttrs"]
 
 TableAttrs = Dict[str, Any]
 
@@ -31,7 +31,8 @@ def _number(value: Any, mode: str, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def format_table(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> pd.DataFrame:
+def format_table(df: pd.DataFrame, percent: Optional[bool] = None,
+                 digits: Optional[int] = None) -> pd.DataFrame:
     """Strings for display: every column ``c`` with a sibling ``c std`` becomes ``"mean ± std"``
     (the std column is dropped). ``percent`` (default ``df.attrs["percent"]``, True) prints
     fractions as percentages with ``digits`` decimals (default ``df.attrs["digits"]``, else 1;
@@ -67,9 +68,10 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optio
     return out
 
 
-def dashes(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy for display with missing values (None, NaN) shown as "—"."""
-    return df.astype(object).where(df.notna(), "—")
+def table_view(df: pd.DataFrame, digits: int = 3):
+    """A plain table for display (a pandas Styler): no row numbers, floats with ``digits``
+    decimals, thousands separated, missing values as "—"."""
+    return df.style.hide(axis="index").format(precision=digits, thousands=",", na_rep="—")
 
 
 def _is_number(value: Any) -> bool:
@@ -84,7 +86,8 @@ def caption_html(attrs: TableAttrs) -> str:
     if attrs.get("ours"):
         parts.append(f"<p><em>Ours:</em> {html.escape(attrs['ours'])}.</p>")
     if attrs.get("percent", True):
-        parts.append("<p>Values in %; ours as mean ± std over seeds where several seeds exist.</p>")
+        parts.append("<p>Values in %; ours as mean ± std over seeds where several seeds "
+                     "exist.</p>")
     elif attrs.get("seeds_note", True):
         parts.append("<p>Ours as mean ± std over seeds where several seeds exist.</p>")
     definitions = attrs.get("definitions") or {}

@@ -23,19 +23,14 @@ class ResultsNotFoundError(FileNotFoundError):
     """No results file for the requested profile / experiment."""
 
 
-def available_profiles(results_dir: PathLike, experiments: Optional[Iterable[str]] = None) -> List[str]:
+def available_profiles(results_dir: PathLike,
+                       experiments: Optional[Iterable[str]] = None) -> List[str]:
     """Profiles with at least one results file under ``results_dir`` (for one of ``experiments``
     if given), best first (:data:`PROFILE_ORDER`, then any other name alphabetically)."""
     base = Path(results_dir)
-    found = set()
-    if base.is_dir():
-        for folder in base.iterdir():
-            if not folder.is_dir():
-                continue
-            wanted = list(experiments) if experiments else ["*"]
-            if any(any((folder / exp).glob("*.json")) if exp != "*" else any(folder.glob("*/*.json"))
-                   for exp in wanted):
-                found.add(folder.name)
+    patterns = [f"{e}/*.json" for e in experiments] if experiments else ["*/*.json"]
+    found = {folder.name for folder in (base.iterdir() if base.is_dir() else [])
+             if folder.is_dir() and any(any(folder.glob(p)) for p in patterns)}
     known = [p for p in PROFILE_ORDER if p in found]
     return known + sorted(found - set(PROFILE_ORDER))
 
@@ -90,7 +85,8 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
 
 
 def load_selected(results_dir: PathLike, profile: str, runs: Sequence[Tuple[str, str]],
-                  seeds: Optional[Sequence[int]] = None) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+                  seeds: Optional[Sequence[int]] = None,
+                  ) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
     """``{(experiment, run name): [result per seed]}`` for the ``(experiment, run name)`` pairs
     that have results; raises :class:`ResultsNotFoundError` when none has."""
     found: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
@@ -134,7 +130,8 @@ def hardware_label(runs: Union[Dict[str, List[Dict[str, Any]]], List[Dict[str, A
 def run_label(profile: str, runs: Dict[str, List[Dict[str, Any]]]) -> str:
     """One line naming the profile, the seeds and the hardware of ``runs``."""
     seeds = sorted({r["seed"] for rs in runs.values() for r in rs})
-    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    seed_text = (f"seed {seeds[0]}" if len(seeds) == 1
+                 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))})")
     return f"profile {profile}, {seed_text}, {hardware_label(runs)}"
 
 

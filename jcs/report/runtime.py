@@ -1,12 +1,11 @@
 """Runtime of the system beside the paper's 22 s per patient (paper Sec. V): timings of the
 patient-level runs (``table4`` results files: every slice of every COVID-CT-MD patient
-classified), the benchmark files of ``jcs bench`` (``results/bench/<host>.json``) and the model
-sizes (``results/flops.json``)."""
+classified) and the benchmark files of ``jcs bench`` (``results/bench/<host>.json``)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from jcs import paper
 
 from .results import PROFILE_ORDER, available_profiles, hardware_label, load_runs
 
-__all__ = ["runtime_table", "bench_models"]
+__all__ = ["runtime_table", "bench_models", "patient_stages"]
 
 PathLike = Union[str, Path]
 
@@ -39,7 +38,8 @@ def _patient_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
                 seconds = np.array([p["seconds"] for p in patients], dtype=float)
                 slices = np.array([p["n_slices"] for p in patients], dtype=float)
                 rows.append({
-                    "source": f"ours, {profile}: classify every slice ({name}, seed {result['seed']})",
+                    "source": (f"ours, {profile}: classify every slice ({name}, "
+                               f"seed {result['seed']})"),
                     "device": hardware_label([result]),
                     "what": "classification only", "slices per patient": float(slices.mean()),
                     "seconds per patient": float(seconds.mean()),
@@ -48,16 +48,39 @@ def _patient_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
     return rows
 
 
-def _bench_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
-    """The end-to-end patient timings of ``jcs bench`` files (``results/bench/*.json``)."""
-    rows = []
+def _bench_files(results_dir: PathLike) -> List[Dict[str, Any]]:
+    """Every ``jcs bench`` file under ``<results_dir>/bench/`` (``"path"`` added)."""
+    files = []
     for path in sorted((Path(results_dir) / "bench").glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
+        data["path"] = str(path)
+        files.append(data)
+    return files
+
+
+def _bench_device(data: Dict[str, Any]) -> str:
+    return hardware_label([{"environment": {"device": data.get("device", {})}}])
+
+
+def _get(record: Dict[str, Any], part: str, key: str) -> float:
+    return (record.get(part) or {}).get(key, np.nan)
+
+
+def _bench_label(data: Dict[str, Any]) -> str:
+    name = Path(data["path"]).stem
+    return f"{name} (quick test run)" if data.get("quick") else name
+
+
+def _bench_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
+    """The end-to-end patient timings of the ``jcs bench`` files (their ``patients`` list)."""
+    rows = []
+    for data in _bench_files(results_dir):
         for entry in data.get("patients", []):
             rows.append({
-                "source": f"ours, jcs bench ({path.stem})",
-                "device": data.get("device", {}).get("name", path.stem),
-                "what": entry.get("what", "classification + segmentation"),
+                "source": f"ours, jcs bench {_bench_label(data)}",
+                "device": _bench_device(data),
+                "what": entry["what"] + (f" at {entry['slice_size']}²"
+                                         if entry.get("slice_size") else ""),
                 "slices per patient": float(entry["slices"]),
                 "seconds per patient": float(entry["seconds"]),
                 "seconds per 300 slices": float(entry["seconds"]) / float(entry["slices"]) * 300,
@@ -71,7 +94,8 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
     fastest row in words (for the text)."""
     ref = _paper_runtime()
     rows = [{"source": "paper", "device": ref["device"], "what": "classification + segmentation",
-             "slices per patient": float(ref["slices"]), "seconds per patient": float(ref["seconds"]),
+             "slices per patient": float(ref["slices"]),
+             "seconds per patient": float(ref["seconds"]),
              "seconds per 300 slices": float(ref["seconds"]) / float(ref["slices"]) * 300}]
     ours = _patient_rows(results_dir) + _bench_rows(results_dir)
     rows += ours
@@ -101,30 +125,74 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
 
 
 def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
-    """Per model: parameters and GMACs at its input size (``results/flops.json``) beside the
-    published reference counts where known."""
-    path = Path(results_dir) / "flops.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; it lists the parameter and GMAC counts of "
-                                "every model (made by the models' FLOP count script)")
-    entries = json.loads(path.read_text(encoding="utf-8"))
+    """Per benchmark file, model and input size (``jcs bench``): parameters, GFLOP per image,
+    training images/s (fp32 and the engine's optimised path), inference ms per slice (fp32 eager
+    and the fastest optimised path of :mod:`jcs.inference`) and peak memory."""
     rows = {}
-    for e in entries:
-        rows[e["model"]] = {("input", ""): e["input"], ("params (M)", "ours"): e["params"] / 1e6,
-                            ("params (M)", "reference"): e.get("reference_params_m", np.nan),
-                            ("GMACs", "ours"): e["gmacs"],
-                            ("GMACs", "reference"): e.get("reference_gmacs", np.nan)}
+    files = _bench_files(results_dir)
+    if not files:
+        raise FileNotFoundError(f"no benchmark files in {Path(results_dir) / 'bench'}; run "
+                                "`make bench` (jcs bench) to measure this machine")
+    for data in files:
+        for model, entry in data.get("models", {}).items():
+            for size, record in entry.get("sizes", {}).items():
+                inference = record.get("inference", {})
+                eager = inference.get("fp32-eager") or {}
+                optimised = [v["per_slice_s"] for k, v in inference.items()
+                             if k.startswith("optimised-")]
+                memory = eager.get("peak_memory_bytes")
+                rows[(_bench_label(data), model, int(size))] = {
+                    "params (M)": entry.get("parameters", np.nan) / 1e6,
+                    "GFLOP": record.get("gflops_per_image", np.nan),
+                    "train img/s fp32": _get(record, "train_fp32", "images_per_s"),
+                    "train img/s optimised": _get(record, "train_optimised", "images_per_s"),
+                    "inference ms fp32": 1000 * eager.get("per_slice_s", np.nan),
+                    "inference ms optimised": 1000 * min(optimised) if optimised else np.nan,
+                    "peak MB": memory / 2**20 if memory else np.nan,
+                }
     df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "model"
-    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
+    df.index = pd.MultiIndex.from_tuples(df.index, names=["benchmark", "model", "size"])
     df.attrs.update({
-        "title": "Model sizes", "percent": False, "plain": ["input"], "digits": 1,
-        "seeds_note": False,
-        "ours": f"counted by our implementation ({path.name})",
-        "definitions": {"GMACs": "multiply-accumulates of one forward pass at the input size, "
-                                 "convolutions and linear layers only",
-                        "reference": "the count of the official implementation "
-                                     "(models_and_metrics.md)"},
-        "notes": [], "source": "jcs.report.bench_models",
+        "title": "Speed and memory per model (jcs bench)", "percent": False, "digits": 1,
+        "seeds_note": False, "ours": ", ".join(sorted({_bench_device(d) for d in files})),
+        "definitions": {
+            "GFLOP": "floating-point operations of one forward pass (2 × multiply-accumulates)",
+            "train img/s": ("images per second of a training step (forward, loss, backward, "
+                            "optimiser); optimised = bf16 autocast + channels-last where bf16 "
+                            "is native"),
+            "inference ms": "milliseconds per slice; optimised = batch norm folded, channels-last, "
+                            "bf16 where native (jcs.inference)",
+            "peak MB": "peak memory of the fp32 inference (CUDA allocations, or process RSS)",
+        },
+        "notes": ["Random weights: speed does not depend on training."],
+        "source": "jcs.report.bench_models", "api": "api-runtime",
+    })
+    return df
+
+
+def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
+    """Seconds per stage of the benchmarked patient run of each ``jcs bench`` file (read,
+    classify, segment, explain, write, total; :class:`jcs.diagnosis.DiagnosisPipeline`)."""
+    rows = {}
+    for data in _bench_files(results_dir):
+        patient = data.get("patient") or {}
+        if patient.get("timings_s"):
+            rows[_bench_label(data)] = {"slices": patient.get("n_slices"),
+                                        "segmented": patient.get("n_segmented"),
+                                        **{f"{k} (s)": v for k, v in patient["timings_s"].items()}}
+    if not rows:
+        raise FileNotFoundError(f"no benchmarked patient in {Path(results_dir) / 'bench'}; run "
+                                "`make bench` (jcs bench) to measure this machine")
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "benchmark"
+    df.attrs.update({
+        "title": "Where the time of one patient goes (jcs bench)", "percent": False, "digits": 2,
+        "plain": ["slices", "segmented"], "seeds_note": False,
+        "ours": "a synthetic volume, half of its slices declared positive, random weights",
+        "definitions": {"read": "reading the volume",
+                        "classify": "every slice, Res2Net-101 at 224²",
+                        "segment": "the positive slices, JCS segmentation at 512²",
+                        "explain": "Grad-CAM of the top slices", "write": "the report folder"},
+        "notes": [], "source": "jcs.report.patient_stages", "api": "api-runtime",
     })
     return df

@@ -17,8 +17,8 @@ import pandas as pd
 
 from jcs import paper
 
-from .results import (ResultsNotFoundError, hardware_label, load_runs, load_selected, resolve_profile, run_label,
-                      seed_stats)
+from .results import (ResultsNotFoundError, hardware_label, load_runs, load_selected,
+                      resolve_profile, run_label, seed_stats)
 
 __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "CLASSIFIERS",
@@ -68,43 +68,50 @@ def _recipe(result: Dict[str, Any], part: str) -> Dict[str, Any]:
     return (result.get("config", {}).get("profile", {}) or {}).get(part, {}) or {}
 
 
-def differences(runs: Dict[str, List[Dict[str, Any]]], task: str = "segmentation") -> List[str]:
-    """Short, honest reasons why our numbers differ from the paper's, with the sizes and
-    iteration counts read from the results files of ``runs``."""
+def _covid_cs(subset: str) -> Dict[str, Any]:
+    return paper.COVID_CS.lookup("subset", subset)
+
+
+def differences(runs: Dict[Any, List[Dict[str, Any]]], task: str = "segmentation") -> List[str]:
+    """Short, honest reasons why our numbers differ from the paper's, with the data sizes,
+    input size and iteration counts read from the results files of ``runs``."""
     results = [r for rs in runs.values() for r in rs]
     if not results:
         return []
     first = results[0]
     prof = first.get("config", {}).get("profile", {}) or {}
+    splits = (first.get("data", {}) or {}).get("splits", {}) or {}
+    n_train = len(splits.get("train", []))
     notes = []
     if not prof.get("pretrained", False):
         notes.append("Trained from scratch: ImageNet weights cannot be downloaded in our build "
                      "environment, while the paper fine-tunes ImageNet-pretrained backbones.")
     if task == "segmentation":
         recipe = _recipe(first, "seg")
-        n_train = len((first.get("data", {}).get("splits", {}) or {}).get("train", []))
-        n_test = first.get("metrics", {}).get("n_images")
-        iters = sorted({r.get("loss", {}).get("iterations") for r in results} - {None})
-        notes.append(f"Data: {n_train} MedSeg training slices (Inf-Net split) instead of 2,794 "
-                     f"COVID-CS slices of 150 patients; tested on {n_test} MedSeg slices "
-                     "instead of 1,061 COVID-CS slices of 50 patients. MedSeg images are 8-bit "
+        train, test = (_covid_cs("segmentation training (part of the annotated)"),
+                       _covid_cs("segmentation test (part of the annotated)"))
+        notes.append(f"Data: {n_train} MedSeg training slices (Inf-Net split) instead of "
+                     f"{train['images']:,} COVID-CS slices of {train['patients']} patients; tested "
+                     f"on {first.get('metrics', {}).get('n_images')} MedSeg slices instead of "
+                     f"{test['images']:,} of {test['patients']} patients. MedSeg images are 8-bit "
                      "SIRM case images from > 40 patients; their masks include pleural effusion.")
-        size = recipe.get("size")
-        if size and size != 512:
-            notes.append(f"Input {size}×{size} instead of 512×512 (profile "
-                         f"{first.get('profile')}).")
+        size, paper_size = recipe.get("size"), 512
+        iters = sorted({r.get("loss", {}).get("iterations") for r in results} - {None})
         if iters:
             span = f"{iters[0]:,}" if len(iters) == 1 else f"{iters[0]:,}–{iters[-1]:,}"
             notes.append(f"{span} training iterations of batch {recipe.get('batch_size')} "
                          "instead of about 21,000 at batch 1 (paper) / 60 epochs (authors' code).")
     else:
         recipe = _recipe(first, "cls")
-        notes.append("Data: UCSD COVID-CT slices cut from figures of papers (heterogeneous size "
-                     "and windowing) instead of COVID-CS CT slices; its official split has 425 "
-                     "training images instead of 7,500 negative and 64,771-image positive sets.")
-        size = recipe.get("size")
-        if size and size != 224:
-            notes.append(f"Input {size}×{size} instead of 224×224 (profile {first.get('profile')}).")
+        negatives = _covid_cs("negative, classification training")
+        notes.append(f"Data: {n_train} UCSD COVID-CT training images, cut from figures of papers "
+                     "(heterogeneous size and windowing), instead of COVID-CS CT slices "
+                     f"({negatives['images']:,} images of {negatives['patients']} negative "
+                     "patients alone).")
+        size, paper_size = recipe.get("size"), 224
+    if size and size != paper_size:
+        notes.insert(1, f"Input {size}×{size} instead of {paper_size}×{paper_size} (profile "
+                        f"{first.get('profile')}).")
     return notes
 
 
@@ -248,7 +255,8 @@ def segmentation_metrics(results_dir: PathLike = "results", profile: str = "auto
         "hardware": hardware_label(runs), "ours": run_label(profile, runs),
         "definitions": {
             "> 0.5": "map binarised at 0.5, per-slice value averaged over slices",
-            "adaptive": "map binarised at > 2×mean(map) (the authors' IoUEval), averaged over slices",
+            "adaptive": ("map binarised at > 2×mean(map) (the authors' IoUEval), averaged over "
+                         "slices"),
             "mean / max": "mean / maximum over 256 thresholds of the slice-averaged curve",
             "S-measure": "structure measure, α = 0.5", "MAE": "mean absolute error of the map",
         },
@@ -397,9 +405,11 @@ def dice_distribution(results_dir: PathLike = "results", profile: str = "auto",
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
     df.attrs.update({
         "title": f"Fig. 11: distribution of per-slice Dice ({run})", "profile": profile,
-        "hardware": hardware_label(runs), "ours": f"{run_label(profile, runs)}; experiment {experiment}",
+        "hardware": hardware_label(runs),
+        "ours": f"{run_label(profile, runs)}; experiment {experiment}",
         "definitions": {"Dice": "per-slice Dice of the map binarised at > 0.5"},
-        "notes": [paper.FIG11.source], "source": "jcs.report.dice_distribution", "api": "api-fig11", "percent": True,
+        "notes": [paper.FIG11.source], "source": "jcs.report.dice_distribution",
+        "api": "api-fig11", "percent": True,
         "plain": ["count"],
     })
     return df
@@ -431,7 +441,8 @@ def dice_summary(results_dir: PathLike = "results", profile: str = "auto",
         "profile": profile, "hardware": hardware_label(runs),
         "ours": f"{run_label(profile, runs)}; {run}, {n_images} test slices",
         "definitions": {"Dice": "per-slice Dice of the map binarised at > 0.5"},
-        "notes": [paper.FIG11.source] + differences(runs), "source": "jcs.report.dice_summary", "api": "api-fig11",
+        "notes": [paper.FIG11.source] + differences(runs), "source": "jcs.report.dice_summary",
+        "api": "api-fig11",
         "percent": True,
     })
     return df
@@ -472,11 +483,14 @@ def dice_by_area(results_dir: PathLike = "results", profile: str = "auto",
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
     df.attrs.update({
         "title": f"Fig. 11: mean per-slice Dice by lesion area ({run})", "profile": profile,
-        "hardware": hardware_label(runs), "ours": f"{run_label(profile, runs)}; experiment {experiment}",
-        "definitions": {"Dice": "per-slice Dice at > 0.5", "lesion area": "mask pixels / slice pixels"},
-        "notes": ["The paper bins by lesion area in mm² (up to > 8000 mm²); MedSeg slices have no "
-                  "pixel spacing, so we use the share of the slice.", paper.FIG11.notes[0]],
-        "source": "jcs.report.dice_by_area", "api": "api-fig11", "percent": True, "plain": ["slices"],
+        "hardware": hardware_label(runs),
+        "ours": f"{run_label(profile, runs)}; experiment {experiment}",
+        "definitions": {"Dice": "per-slice Dice at > 0.5",
+                        "lesion area": "mask pixels / slice pixels"},
+        "notes": ["The paper bins by lesion area in mm² (up to > 8000 mm²); MedSeg slices have "
+                  "no pixel spacing, so we use the share of the slice.", paper.FIG11.notes[0]],
+        "source": "jcs.report.dice_by_area", "api": "api-fig11", "percent": True,
+        "plain": ["slices"],
     })
     return df
 
@@ -502,7 +516,8 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
     records = []
     for rec in paper.TABLE4.records():
         scaled = dict(zip(thresholds["paper"], thresholds["scaled"]))
-        record: Dict[Tuple[str, str], Any] = {("T", "ours, scaled"): scaled.get(rec["threshold"], np.nan)}
+        record: Dict[Tuple[str, str], Any] = {
+            ("T", "ours, scaled"): scaled.get(rec["threshold"], np.nan)}
         for metric, key in (("Sensitivity", "sensitivity"), ("Specificity", "specificity")):
             record[(metric, "paper")] = rec[key]
             for (_, name), results in runs.items():
@@ -531,9 +546,10 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
                          f"{thresholds['slice_mm']:g} mm slices)"),
             "Sensitivity / Specificity": "share of COVID-19 / of other patients called correctly",
         },
-        "notes": [f"Only {len(patients)} patients: each rate rests on {n_pos} or "
-                  f"{len(patients) - n_pos} patients, so every value is 0%, 50% or 100% "
-                  "(or thirds); the paper tests 400 patients."] + list(paper.TABLE4.notes)
+        "notes": [f"Only {len(patients)} patients: sensitivity rests on {n_pos} and specificity "
+                  f"on {len(patients) - n_pos} patients, so they move in steps of "
+                  f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
+                  "the paper tests 400 patients."] + list(paper.TABLE4.notes)
         + differences(runs, "classification"),
         "source": "jcs.report.table4", "api": "api-table4", "percent": True, "plain": ["T"],
     })
