@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 export JCS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: help env test test-fast book book-html reproduce lab bench clean
+.PHONY: help env browser test book reproduce lab bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -22,7 +22,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 env: $(STAMP)  ## create/update the project virtual environment
 
-test: $(STAMP)  ## run every test: package (pytest), notebooks (nbval) and the book build
+browser:  ## headless Chromium for the rendered-book test (Debian package; needs root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: install it (apt-get install chromium) for tests/test_book.py"
+
+test: $(STAMP) browser  ## run every test: package, notebooks (papermill), the book build and its rendering
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 book: $(STAMP)  ## execute the notebooks from committed results and build the HTML book

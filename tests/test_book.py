@@ -106,6 +106,13 @@ def test_book_pages_render(built_book, tmp_path):
             if found:
                 context = text[max(0, found.start() - 60):found.end() + 20]
                 problems.append(f"{page}: {what}: {context!r}")
+    api = BeautifulSoup((built_book / "book" / "api.html").read_text(), "html.parser")
+    anchors = {tag["id"] for tag in api.find_all(id=True)}
+    for page in PAGES:
+        html = (built_book / f"{page}.html").read_text()
+        for anchor in re.findall(r'href="\.\./api\.html#([\w-]+)"', html):
+            if anchor not in anchors:
+                problems.append(f"{page}: link to api.html#{anchor}, which does not exist")
     assert not problems, "\n".join(problems)
     shot = tmp_path / "summary.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, "--window-size=1280,2400", f"--screenshot={shot}",
