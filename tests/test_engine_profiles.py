@@ -105,3 +105,13 @@ def test_plan_order_classifiers_then_segmentation_then_joint():
     assert steps.index("table6/jcs-joint") > steps.index("table5/jcs-seg")
     assert {"table7/unet", "table7/dss", "table7/poolnet", "table7/egnet"} <= set(steps)
     assert steps[-2:] == ["table4/jcs-classifier", "table4/jcs-classifier-pixel"]
+
+
+def test_evenly_spaced_subsets_and_task_names():
+    from jcs.engine.datasets import evenly_spaced, fixed_names, task_of
+
+    assert evenly_spaced(10, None) is None and evenly_spaced(3, 5) is None
+    assert evenly_spaced(203, 4) == [0, 67, 135, 202]  # both ends: COVID first, non-COVID last
+    assert fixed_names(["a", "b", "c", "d", "e"], 3) == ["a", "c", "e"]
+    assert task_of("jcs-classifier-res2net50") == "classification"
+    assert task_of("jcs-joint") == task_of("egnet") == "segmentation"

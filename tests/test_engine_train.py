@@ -1,4 +1,4 @@
-"""jcs.engine training on real data with the ``smoke`` profile (64², 4 images, 2 iterations):
+"""jcs.engine training on real data with the ``smoke`` profile (4 images, 2 iterations):
 results-file schema, resume after a kill, evaluate() on the saved weights, reproduce() skipping
 finished experiments, a classifier run, and (slow) every registered model."""
 import math
@@ -73,17 +73,16 @@ def test_results_schema(smoke_run):
 def test_evaluate_saved_checkpoint_matches_result(smoke_run, tmp_path):
     _, _, summary = smoke_run
     result = load_result(summary[0]["path"])
-    all_names = [sample[0] for sample in SegmentationSlices("medseg", "test", 64).samples]
+    all_names = [sample[0] for sample in SegmentationSlices("medseg", "test", 128).samples]
     subset = [all_names.index(n) for n in result["data"]["splits"]["test"]]
     ev = evaluate(result["checkpoint"], "medseg", "test", gt_size=None, indices=subset,
                   precision="fp32", save_predictions=tmp_path / "pred", quiet=True)
-    assert ev["input_size"] == 64 and ev["model"] == "unet"
+    assert ev["input_size"] == 128 and ev["model"] == "unet"
     assert ev["metrics"]["dice"] == pytest.approx(result["metrics"]["dice"], abs=1e-6)
     assert ev["metrics"]["mae"] == pytest.approx(result["metrics"]["mae"], abs=1e-6)
     assert len(list((tmp_path / "pred").glob("*.png"))) == 4
 
 
-@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     common = dict(profile="smoke", experiment="resume", quiet=True)
     full = train(FAST_MODEL, results_dir=tmp_path / "a", runs_dir=tmp_path / "a", **common)
@@ -112,7 +111,6 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow
 def test_pixel_supervised_classifier_smoke(tmp_path, data_dir):
     result = train("jcs-classifier-res2net50", profile="smoke", experiment="classification",
                    name="res2net50-pixel", pixel_supervised=True, results_dir=tmp_path,

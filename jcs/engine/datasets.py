@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from jcs.data import (ClassificationSlices, SegmentationSlices, data_root, get_dataset_info,
                       list_datasets, read_slice)
@@ -180,15 +180,25 @@ def describe_data(dataset_name: str, splits: Mapping[str, Dataset],
 
 @dataclass
 class Splits:
-    """Datasets of one training run: ``train``; ``val`` (classifier selection) or None; ``test``."""
+    """Datasets of one training run: ``train``; ``val`` (classifier selection) or None; ``test``;
+    ``calibration``: training images without augmentation for BN recalibration, or None."""
 
     train: Dataset
     val: Optional[Dataset]
     test: Dataset
+    calibration: Optional[Dataset] = None
 
     def as_dict(self) -> Dict[str, Dataset]:
         return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test))
                 if v is not None}
+
+
+def _calibration(unaugmented: Dataset, profile: Profile) -> Optional[Dataset]:
+    """Up to ``profile.bn_recalibration`` evenly spaced training images, in memory."""
+    if not profile.bn_recalibration:
+        return None
+    keep = evenly_spaced(len(unaugmented), profile.bn_recalibration)
+    return MemoryDataset(unaugmented if keep is None else Subset(unaugmented, keep))
 
 
 def _maybe_preload(dataset: Dataset, profile: Profile) -> Dataset:
@@ -209,7 +219,9 @@ def segmentation_splits(name: str, recipe: Recipe, profile: Profile, root=None) 
     gt_size = profile.seg_eval_size or size
     if gt_size != size:
         test = SizedMasks(test, SegmentationSlices(name, "test", gt_size, root=root, indices=test_idx))
-    return Splits(train=train, val=None, test=_maybe_preload(test, profile))
+    plain = SegmentationSlices(name, "train", size, root=root, indices=train_idx)
+    return Splits(train=train, val=None, test=_maybe_preload(test, profile),
+                  calibration=_calibration(plain, profile))
 
 
 def classification_splits(name: str, recipe: Recipe, profile: Profile, pixel_supervised: bool,
@@ -223,18 +235,23 @@ def classification_splits(name: str, recipe: Recipe, profile: Profile, pixel_sup
         return ClassificationSlices(name, part, size, augment=augment, root=root,
                                     indices=evenly_spaced(total, count))
 
-    train: Dataset = split("train", recipe.max_train, recipe.augment)
-    if pixel_supervised:
-        n_lesion = len(SegmentationSlices(lesion_dataset, "train", size, root=root))
-        lesions = SegmentationSlices(lesion_dataset, "train", size, augment=recipe.augment, root=root,
-                                     indices=evenly_spaced(n_lesion, recipe.max_train))
-        train = ConcatDataset([WithEmptyMask(train, size),
-                               LesionSlicesAsPositives(lesions, lesion_dataset)])
+    def training_set(augment: bool) -> Dataset:
+        train: Dataset = split("train", recipe.max_train, augment)
+        if pixel_supervised:
+            n_lesion = len(SegmentationSlices(lesion_dataset, "train", size, root=root))
+            lesions = SegmentationSlices(lesion_dataset, "train", size, augment=augment, root=root,
+                                         indices=evenly_spaced(n_lesion, recipe.max_train))
+            train = ConcatDataset([WithEmptyMask(train, size),
+                                   LesionSlicesAsPositives(lesions, lesion_dataset)])
+        return train
+
+    train = training_set(recipe.augment)
     if not recipe.augment:
         train = _maybe_preload(train, profile)
     val = _maybe_preload(split("val", recipe.max_eval, False), profile)
     test = _maybe_preload(split("test", recipe.max_eval, False), profile)
-    return Splits(train=train, val=val, test=test)
+    return Splits(train=train, val=val, test=test,
+                  calibration=_calibration(training_set(False), profile))
 
 
 def build_splits(task: str, dataset: Optional[str], recipe: Recipe, profile: Profile,

@@ -13,11 +13,13 @@ classification recipe = PAPER.md "Training recipes stated in the paper".
 **Learning rates of the from-scratch profiles.** The paper fine-tunes ImageNet backbones with Adam
 at lr 2.5e-5. Offline we train from random init (``pretrained=False``) with trainable BN
 (``norm="bn"``, the authors' frozen BN would leave a random-init backbone unnormalised); from
-scratch, 2.5e-5 barely moves the random filters within a short schedule, so the ``cpu``/``gpu``
-profiles use Adam at 2e-4 (the Adam default 1e-3 diverges on these VGG-depth networks with
-deep supervision; 1e-4–3e-4 is the usual from-scratch range for Adam on segmentation networks).
-The classifier keeps SGD + momentum with the linear scaling rule for its smaller batch (lr 0.1 at
-batch 256 → 0.1·B/256).
+scratch, a fine-tuning rate barely moves random filters within a short schedule, so the
+``cpu``/``gpu`` profiles use Adam at 2e-4 (8×): inside the usual 1e-4–3e-4 range for Adam on
+randomly initialised encoder-decoders with BN, and below the Adam default 1e-3 because the five
+deep-supervision losses are summed (about 5× the gradient of one loss). The ``gpu`` run reached
+Dice 0.71 with it for ``jcs-seg`` (results/gpu). The classifier keeps SGD + momentum with the
+linear scaling rule for its smaller batch (lr 0.1 at batch 256 → 0.1·B/256). Every profile
+records its rates in the results files (``config``).
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ class Profile:
     cam_loss_weight: float = 1.0  # pixel-supervised classifier: CE + w·ActivationMapLoss
     cam_loss_mode: str = "dice"
     val_metric: str = "auc"  # classifier checkpoint selection on the validation split
+    bn_recalibration: int = 256  # re-estimate BN statistics on this many training images, 0 = off
     joint_classifier: str = "pixel"  # trained classifier seeding jcs-joint: "pixel" or "image"
     patient_thresholds: Tuple[float, ...] = (15, 20, 25, 30)  # paper Table IV (~1 mm slices)
     paper_slice_mm: float = 1.0  # COVID-CS slice thickness 0.75–1.25 mm (PAPER.md)
@@ -84,6 +87,7 @@ class Profile:
     preload: bool = True  # keep non-augmented splits in memory as tensors
     eval_batch_size: int = 8
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always saves)
+    keep_checkpoints: bool = False  # keep checkpoint.pt / best.pt once the results file is written
     seg_eval_size: Optional[int] = 512  # label size of the segmentation metrics; None = input size
     preview_count: int = 8  # test slices saved as PNG beside the results file
     preview_size: int = 256
@@ -113,6 +117,7 @@ backbones with frozen BN, as the authors (override ``pretrained=False, norm=bn``
                step_epochs=30),
     pretrained=True,
     norm="frozen",
+    bn_recalibration=0,
     num_workers=8,
 )
 
@@ -130,7 +135,9 @@ schedule as the paper's 200 of 3,000). Classification: 224², SGD momentum 0.9,
 batch 64, lr 0.1·64/256 = 0.025, 30 epochs ÷10 every 10, keeping the best validation AUC.
 Checkpoints every 10 epochs (a 118 M-parameter joint checkpoint with Adam state is ~1.4 GB).
 Measured on one H100 80GB (2026-11-26, ``scripts/gpu_reproduce.py``): 502 s for all 11 models,
-from 22 s (U-Net) to 83 s (EGNet) of training each; ``results/gpu/run_log.json``.""",
+from 22 s (U-Net) to 83 s (EGNet) of training each; ``results/gpu/run_log.json``. BN
+recalibration before each validation (``bn_recalibration``, added after that run) is estimated to
+add ≤ 30 s (256 forward passes per classifier epoch).""",
     seg=Recipe(size=512, epochs=40, batch_size=8, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=14),
     cls=Recipe(size=224, epochs=30, batch_size=64, optimizer="sgd", lr=0.025, schedule="step",
@@ -143,21 +150,37 @@ from 22 s (U-Net) to 83 s (EGNet) of training each; ``results/gpu/run_log.json``
 CPU = Profile(
     name="cpu",
     description="""The paper's recipe scaled so that one seed of every model of Tables IV–VII trains
-in about 2 hours on a 2-core AVX-512/AMX CPU (bf16 autocast + channels-last).
-Scaling and measured per-step times: see ``jcs.engine.profiles.EXPECTED_SECONDS``.""",
-    seg=Recipe(size=192, epochs=12, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
+in about 2 hours on this project's 2-core AVX-512/AMX CPU (bf16 autocast + channels-last).
+
+Scaling: segmentation 512² → 256², batch 1 → 2 (25 iterations per epoch), Adam lr 2e-4 (from
+scratch), poly 0.9 with a 10-iteration warm-up, 16 epochs (400 iterations); metrics on the
+512² masks. Classification 224² → 192², batch 256 → 32 (14 iterations per epoch, 15 with the
+MedSeg slices), SGD lr 0.1·32/256 = 0.0125, 16 epochs ÷10 after 12, best validation AUC; BN
+statistics re-estimated on 128 training images before each validation (``bn_recalibration``).
+
+Measured training steps (2 cores, bf16 + channels-last, batch 2 at 256², min / median of 4
+interleaved steps, 2026-11-26): jcs-seg-base 0.68 / 0.84 s, jcs-seg-efm 0.75 / 0.95,
+jcs-seg-aff 0.89 / 1.05, jcs-seg 1.02 / 1.06, jcs-joint 1.46 / 1.70, unet 0.69 / 0.84,
+dss 0.86 / 0.93, poolnet 0.73 / 0.82, egnet 1.57 / 1.98 (all nine: 8.7 / 10.2 s); jcs-seg in
+fp32 3.83 / 4.30 s (bf16 + channels-last is 3.9× faster). Classifier (Res2Net-101, batch 32,
+192²): 2.9 / 4.1 s; a measured 3-epoch classifier run took 71 s per epoch with validation and
+BN recalibration on 256 images. Expected: segmentation 16 × 25 × (8.7–10.2) s ≈ 58–68 min,
+classifiers 2 × 16 × (50–65) s ≈ 27–35 min, Table IV 1 min, evaluation and checkpoints ≈ 5 min:
+about 1.5–1.8 hours on an idle machine (slower when the CPU is shared with other work).""",
+    seg=Recipe(size=256, epochs=16, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
-    cls=Recipe(size=160, epochs=12, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
-               step_epochs=5),
-    eval_batch_size=4,
+    cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
+               step_epochs=12),
+    bn_recalibration=128,
+    eval_batch_size=8,
 )
 
 SMOKE = Profile(
     name="smoke",
-    description="""A few iterations on a few real images at 64² (tests: seconds per model): 4
-training and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slices
-per patient.""",
-    seg=Recipe(size=64, epochs=2, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
+    description="""A few iterations on a few real images at tiny size (tests: seconds per model):
+segmentation at 128² (PoolNet's pyramid pooling needs ≥ 113²), classification at 64²; 4 training
+and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slices per patient.""",
+    seg=Recipe(size=128, epochs=2, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=1, max_train=4, max_eval=4, max_iters=1),
     cls=Recipe(size=64, epochs=2, batch_size=2, optimizer="sgd", lr=0.01, schedule="step",
                step_epochs=1, max_train=4, max_eval=4, max_iters=1),
@@ -165,7 +188,7 @@ per patient.""",
     seg_eval_size=None,
     patient_max_slices=4,
     preview_count=2,
-    preview_size=64,
+    preview_size=128,
 )
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (PAPER, GPU, CPU, SMOKE)}

@@ -8,7 +8,9 @@ Each run keeps its training state in ``<runs_dir>/<profile>/<experiment>/<name>/
 written atomically every ``checkpoint_every`` epochs), ``best.pt`` (classifiers: best validation
 weights) and ``model.pt`` (final weights + model name/options, for ``evaluate`` and the joint
 model). ``resume=True`` continues from ``checkpoint.pt`` and ends with the same result as an
-uninterrupted run (bitwise on the CPU). Results: see :mod:`jcs.engine.results`.
+uninterrupted run (bitwise on the CPU). Once the results file is written, ``checkpoint.pt`` and
+``best.pt`` are deleted unless the profile sets ``keep_checkpoints`` (``skip_finished`` then
+recognises the finished run). Results: see :mod:`jcs.engine.results`.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 from jcs.models import ActivationMapLoss, create_model, save_checkpoint
 from jcs.models import registry as model_registry
 
+from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
 from .evaluate import run_evaluation
@@ -151,6 +154,7 @@ class _Session:
     loader: DataLoader
     generator: torch.Generator
     val: Optional[Dataset]
+    calibration: Optional[Dataset]
     iters_per_epoch: int
     state: Dict[str, Any]
 
@@ -226,7 +230,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         name=name, task=task, profile=prof, recipe=recipe, device=device, precision=precision,
         channels_last=channels_last, paths=paths, config_hash=chash, model=model,
         optimizer=build_optimizer(model, recipe), criterion=criterion, loader=loader,
-        generator=generator, val=splits.val,
+        generator=generator, val=splits.val, calibration=splits.calibration,
         iters_per_epoch=min(len(loader), recipe.max_iters or len(loader)),
         state={"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
                "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
@@ -236,9 +240,11 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     reset_peak_memory(device)
     _fit(session, callbacks, quiet_default(quiet))
 
-    if session.state["best"]["epoch"] is not None:
+    if session.state["best"]["epoch"] is not None:  # selected weights, BN already recalibrated
         best = torch.load(paths.best, map_location=device, weights_only=True)["model"]
         model.load_state_dict(best)
+    else:
+        _recalibrate(session)
     _save_model(paths.model, model, options, task, recipe, chash)
     if paths.predictions.exists():
         shutil.rmtree(paths.predictions)
@@ -274,6 +280,9 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         "predictions": str(paths.predictions) if task == "segmentation" else None,
     }
     write_result(paths.result, result)
+    if not prof.keep_checkpoints:  # model.pt holds the final weights
+        for leftover in (paths.checkpoint, paths.best):
+            leftover.unlink(missing_ok=True)
     return result
 
 
@@ -323,8 +332,15 @@ def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
     bar.close()
 
 
+def _recalibrate(s: _Session) -> None:
+    recalibrate_batchnorm(s.model, s.calibration, device=s.device, precision=s.precision,
+                          channels_last=s.channels_last, batch_size=s.profile.eval_batch_size)
+
+
 def _select(s: _Session, epoch: int) -> None:
-    """Classifier model selection: validation metrics of this epoch; ``best.pt`` on improvement."""
+    """Classifier model selection: BN recalibration, validation metrics of this epoch;
+    ``best.pt`` on improvement."""
+    _recalibrate(s)
     val = run_evaluation(s.model, s.val, s.task, device=s.device, precision=s.precision,
                          channels_last=s.channels_last, batch_size=s.profile.eval_batch_size)
     s.state["history"]["val"].append(val["metrics"])
