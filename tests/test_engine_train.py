@@ -148,3 +148,18 @@ def test_reproduce_pipeline_joint_from_parts_and_patients(tmp_path, data_dir):
     assert sweep["thresholds"]["scaled"] == [7.5, 10.0, 12.5, 15.0]
     assert len(sweep["patients"]) == 6 and all(len(p["slice_scores"]) == 4 for p in sweep["patients"])
     assert get_profile("smoke").patient_max_slices == 4
+
+
+def test_train_on_a_dict_of_datasets(tmp_path):
+    """Custom data (here synthetic slices) go in as {"train", "test"} datasets of item dicts."""
+    from jcs.data import mask_to_tensor, synthetic_ct, to_network_input
+
+    images, masks = synthetic_ct(4, size=64, seed=1)
+    items = [{"image": to_network_input(im, 64), "mask": mask_to_tensor(m, 64), "name": f"syn{i}"}
+             for i, (im, m) in enumerate(zip(images, masks))]
+    result = train(FAST_MODEL, {"train": items[:2], "test": items[2:]}, profile="smoke",
+                   results_dir=tmp_path, runs_dir=tmp_path, quiet=True)
+    assert result["data"] == {"dataset": "custom", "splits": {"train": ["syn0", "syn1"],
+                                                                "test": ["syn2", "syn3"]}}
+    assert [r["name"] for r in result["per_image"]] == ["syn2", "syn3"]
+    assert result["metrics"]["n_images"] == 2

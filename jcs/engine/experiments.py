@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from jcs.data import CTMDPatients, data_root as default_data_root
 from jcs.metrics import classification_metrics, threshold_sweep
@@ -132,35 +133,15 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     started = now_iso()
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
-    channels_last = prof.channels_last
     reset_peak_memory(device)
     model, info = load_trained_model(cls["checkpoint"])
-    model = prepare_model(model, device, channels_last)
+    model = prepare_model(model, device, prof.channels_last)
     size = info["input_size"]
     cohort = CTMDPatients(data_root)
     thresholds = scaled_thresholds(prof, [p["spacing"][0] for p in cohort.patients
                                           if p["spacing"] is not None] or [prof.paper_slice_mm])
-    patients, files = [], []
-    for patient in cohort.patients:
-        keep = evenly_spaced(len(patient["slice_paths"]), prof.patient_max_slices)
-        keep = keep if keep is not None else list(range(len(patient["slice_paths"])))
-        slice_paths = [patient["slice_paths"][i] for i in keep]
-        labels = patient["slice_labels"]
-        labels = None if labels is None else [int(labels[i]) for i in keep]
-        tic = time.perf_counter()
-        scores = classifier_scores(model, PatientSlices(slice_paths, size),
-                                   device=device, precision=precision,
-                                   channels_last=channels_last,
-                                   batch_size=prof.eval_batch_size)
-        seconds = time.perf_counter() - tic
-        preds = [int(s >= 0.5) for s in scores]
-        patients.append({
-            "id": patient["id"], "diagnosis": patient["diagnosis"], "label": patient["label"],
-            "n_slices": len(scores), "spacing_mm": patient["spacing"],
-            "n_positive": int(sum(preds)), "seconds": round(seconds, 3),
-            "slice_scores": [round(s, 5) for s in scores],
-            "slice_labels": labels, "slice_index": keep})
-        files += slice_paths
+    patients, files = _classify_patients(model, cohort, size, prof, device, precision,
+                                         quiet_default(quiet))
     by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
     max_slices = max(p["n_slices"] for p in patients)
     labelled = [(lab, s) for p in patients if p["slice_labels"] is not None
@@ -191,10 +172,36 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
         "memory": peak_memory(device),
         "environment": {"git": git_state(), "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
-                        "channels_last": channels_last},
+                        "channels_last": prof.channels_last},
     }
     write_result(path, result)
     return result
+
+
+def _classify_patients(model, cohort: CTMDPatients, size: int, prof: Profile,
+                       device, precision: str, quiet: bool) -> tuple[List[Dict[str, Any]], List[Path]]:
+    """Slice scores of every patient (``prof.patient_max_slices`` evenly spaced slices each, all
+    by default) and the files read."""
+    patients, files = [], []
+    for patient in tqdm(cohort.patients, desc="patients", disable=quiet):
+        keep = evenly_spaced(len(patient["slice_paths"]), prof.patient_max_slices)
+        keep = keep if keep is not None else list(range(len(patient["slice_paths"])))
+        slice_paths = [patient["slice_paths"][i] for i in keep]
+        labels = patient["slice_labels"]
+        tic = time.perf_counter()
+        scores = classifier_scores(model, PatientSlices(slice_paths, size), device=device,
+                                   precision=precision, channels_last=prof.channels_last,
+                                   batch_size=prof.eval_batch_size)
+        patients.append({
+            "id": patient["id"], "diagnosis": patient["diagnosis"], "label": patient["label"],
+            "n_slices": len(scores), "spacing_mm": patient["spacing"],
+            "n_positive": sum(int(s >= 0.5) for s in scores),
+            "seconds": round(time.perf_counter() - tic, 3),
+            "slice_scores": [round(s, 5) for s in scores],
+            "slice_labels": None if labels is None else [int(labels[i]) for i in keep],
+            "slice_index": keep})
+        files += slice_paths
+    return patients, files
 
 
 def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "results",
