@@ -153,21 +153,22 @@ CPU = Profile(
 in about 2 hours on this project's 2-core AVX-512/AMX CPU (bf16 autocast + channels-last).
 
 Scaling: segmentation 512² → 256², batch 1 → 2 (25 iterations per epoch), Adam lr 2e-4 (from
-scratch), poly 0.9 with a 10-iteration warm-up, 16 epochs (400 iterations); metrics on the
+scratch), poly 0.9 with a 10-iteration warm-up, 14 epochs (350 iterations); metrics on the
 512² masks. Classification 224² → 192², batch 256 → 32 (14 iterations per epoch, 15 with the
 MedSeg slices), SGD lr 0.1·32/256 = 0.0125, 16 epochs ÷10 after 12, best validation AUC; BN
 statistics re-estimated on 128 training images before each validation (``bn_recalibration``).
 
 Measured training steps (2 cores, bf16 + channels-last, batch 2 at 256², min / median of 4
-interleaved steps, 2026-11-26): jcs-seg-base 0.68 / 0.84 s, jcs-seg-efm 0.75 / 0.95,
-jcs-seg-aff 0.89 / 1.05, jcs-seg 1.02 / 1.06, jcs-joint 1.46 / 1.70, unet 0.69 / 0.84,
-dss 0.86 / 0.93, poolnet 0.73 / 0.82, egnet 1.57 / 1.98 (all nine: 8.7 / 10.2 s); jcs-seg in
-fp32 3.83 / 4.30 s (bf16 + channels-last is 3.9× faster). Classifier (Res2Net-101, batch 32,
-192²): 2.9 / 4.1 s; a measured 3-epoch classifier run took 71 s per epoch with validation and
-BN recalibration on 256 images. Expected: segmentation 16 × 25 × (8.7–10.2) s ≈ 58–68 min,
-classifiers 2 × 16 × (50–65) s ≈ 27–35 min, Table IV 1 min, evaluation and checkpoints ≈ 5 min:
-about 1.5–1.8 hours on an idle machine (slower when the CPU is shared with other work).""",
-    seg=Recipe(size=256, epochs=16, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
+interleaved steps on an idle machine, 2026-11-26): jcs-seg-base 0.68 / 0.84 s, jcs-seg-efm
+0.75 / 0.95, jcs-seg-aff 0.89 / 1.05, jcs-seg 1.02 / 1.06, jcs-joint 1.46 / 1.70, unet
+0.69 / 0.84, dss 0.86 / 0.93, poolnet 0.73 / 0.82, egnet 1.57 / 1.98 (all nine: 8.7 / 10.2 s);
+jcs-seg in fp32 3.83 / 4.30 s (bf16 + channels-last is 3.9× faster). Classifier (Res2Net-101,
+batch 32, 192²): 2.9 / 4.1 s. Real runs with other jobs on the CPU (load ≈ 2): jcs-seg 46 s per
+epoch (16 epochs: Dice 0.69, mean E-measure 0.87), the classifier 71 s per epoch.
+Expected for one seed: segmentation 14 × (25 × 10.2 s + ~30 s checkpoints/BN/data) ≈ 66 min,
+classifiers 2 × 16 × 50–71 s ≈ 27–38 min, Table IV ≈ 1 min, evaluation ≈ 3 min: about 1.6 hours
+on an idle machine, 2–2.5 hours when other work shares the two cores.""",
+    seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
                step_epochs=12),
