@@ -157,8 +157,9 @@ def _counts(fm: np.ndarray, g: np.ndarray) -> tuple[int, int, int, int]:
     return tp, n_fm - tp, n_g - tp, fm.size - n_fm - n_g + tp
 
 
-def _binary_scores(fm: np.ndarray, g: np.ndarray, empty: str) -> dict[str, float]:
-    tp, fp, fn, tn = _counts(fm, g)
+def _scores_from_counts(tp, fp, fn, tn, empty: str) -> dict:
+    """Dice, IoU, sensitivity, specificity and E-measure from confusion counts (scalars for one
+    threshold, or arrays over the 256 thresholds of a curve)."""
     return {
         "dice": _ratio(2 * tp, 2 * tp + fp + fn, empty),
         "iou": _ratio(tp, tp + fp + fn, empty),
@@ -166,6 +167,10 @@ def _binary_scores(fm: np.ndarray, g: np.ndarray, empty: str) -> dict[str, float
         "specificity": _ratio(tn, tn + fp, empty),
         "emeasure": _emeasure_from_counts(tp, fp, fn, tn),
     }
+
+
+def _binary_scores(fm: np.ndarray, g: np.ndarray, empty: str) -> dict[str, float]:
+    return _scores_from_counts(*_counts(fm, g), empty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,14 +298,7 @@ def _curve_counts(p: np.ndarray, g: np.ndarray):
 
 
 def _curves(p: np.ndarray, g: np.ndarray, empty: str) -> dict[str, np.ndarray]:
-    tp, fp, fn, tn = _curve_counts(p, g)
-    return {
-        "dice": _ratio(2 * tp, 2 * tp + fp + fn, empty),
-        "iou": _ratio(tp, tp + fp + fn, empty),
-        "sensitivity": _ratio(tp, tp + fn, empty),
-        "specificity": _ratio(tn, tn + fp, empty),
-        "emeasure": _emeasure_from_counts(tp, fp, fn, tn),
-    }
+    return _scores_from_counts(*_curve_counts(p, g), empty)
 
 
 def compute_curves(pred, gt, empty: str = "zero") -> dict[str, np.ndarray]:
