@@ -206,7 +206,7 @@ def train_step(model_name: str, size: int, batch: int, device: torch.device, opt
 
     result = time_call(step, device, repeats)
     result.update({"batch": batch, "images_per_s": batch / result["seconds"],
-                   "precision": "bf16-autocast" if use_bf16 else "fp32",
+                   "precision": "bf16" if use_bf16 else "fp32",
                    "channels_last": optimised})
     return result
 
@@ -219,7 +219,8 @@ def inference_runs(model_name: str, size: int, batch: int, device: torch.device,
                    precisions: Sequence[str]) -> Dict[str, Any]:
     """Per-slice inference time of ``fp32-eager`` (eval + inference_mode only) and of the
     optimised path (:func:`jcs.inference.optimize_for_inference`) with each of ``precisions``
-    ("fp32", "autocast", "bf16"); also the max |difference| of each optimised output from fp32."""
+    ("fp32", "bf16" = autocast, "bf16-true" = bf16 weights); also the max |difference| of each
+    optimised output from fp32."""
     base = build(model_name, device).eval()
     x, _ = _criterion_inputs(model_name, batch, size, device)
     results: Dict[str, Any] = {}
@@ -326,7 +327,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
         raise KeyError(f"unknown model(s) {', '.join(unknown)}; valid names: {', '.join(list_models())}")
     # with native bf16 the fp32 optimised path (folded BN + channels-last only) is left out:
     # it costs as much as fp32 eager and gains little (~1.0x in quick runs)
-    precisions = ["autocast", "bf16"] if bf16_supported(dev) else ["fp32"]
+    precisions = ["bf16", "bf16-true"] if bf16_supported(dev) else ["fp32"]
     info = provenance(dev)
     result: Dict[str, Any] = {"provenance": info, "device": info["device"], "quick": quick,
                               "repeats": repeats or ("1" if quick else "2 below 384², 1 above"),
@@ -354,7 +355,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
     if patient:
         n, size = ((QUICK["patient_slices"], QUICK["patient_size"]) if quick else (PATIENT_SLICES, 512))
         log(f"[bench] patient: {n} slices of {size}²")
-        opt = "bf16" if bf16_supported(dev) else "fp32"
+        opt = "bf16-true" if bf16_supported(dev) else "fp32"
         kwargs = ({"classifier_model": "jcs-classifier-res2net50", "cls_size": size, "seg_size": size}
                   if quick else {})
         result["patient"] = patient_run(n, size, dev, opt, **kwargs)

@@ -221,7 +221,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         classifier_model=args.classifier_model, classifier=args.classifier,
         segmenter_model=args.segmenter_model, segmenter=args.segmenter, segment=not args.no_segment,
         size=args.size, seg_size=args.seg_size, threshold=args.threshold,
-        absolute_threshold=args.absolute_threshold, reference_slices=args.reference_slices,
+        threshold_scaling=args.threshold_scaling,
         slice_threshold=args.slice_threshold, top_k=args.top_k, batch_size=args.batch_size,
         seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision)
     pipeline = DiagnosisPipeline(config)
@@ -351,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "diagnose", help="patient-level diagnosis of one CT volume with an HTML report",
-        description="Classify every slice, apply the patient rule (positive when more than T·S/300 "
-                    "slices are positive; --absolute-threshold for T), segment the positive slices, "
+        description="Classify every slice, apply the patient rule (positive when more than T "
+                    "slices are positive, T scaled to the scan's slice thickness, see "
+                    "--threshold-scaling), segment the positive slices, "
                     "explain the top-k with Grad-CAM, and write OUT/report.html, summary.json, "
                     "slices.csv and images/. Not a medical device.")
     p.add_argument("path", help="DICOM folder, NIfTI file or folder of PNG/JPEG slices")
@@ -368,16 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=25.0,
                    help="T: patient positive when more than T (scaled) slices are positive "
                         "(default 25, paper Table IV)")
-    p.add_argument("--absolute-threshold", action="store_true",
-                   help="use T as an absolute slice count instead of T·slices/--reference-slices")
-    p.add_argument("--reference-slices", type=int, default=300,
-                   help="slices per patient T refers to (default 300, COVID-CS)")
+    p.add_argument("--threshold-scaling", default="auto", choices=("auto", "thickness", "count", "none"),
+                   help="carry T (COVID-CS: ~300 slices of ~1 mm) to this scan: by slice thickness "
+                        "(T·1mm/spacing), by slice count (T·slices/300), or none; auto = thickness "
+                        "where the spacing is known, else count")
     p.add_argument("--slice-threshold", type=float, default=0.5, help="P(COVID-19) of a positive slice")
     p.add_argument("--top-k", type=int, default=6, help="slices shown with Grad-CAM and lesion masks")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seg-batch-size", type=int, default=4)
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "autocast", "bf16"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "bf16-true"),
+                   help="bf16 = autocast, bf16-true = bf16 weights; auto = bf16-true where native")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_diagnose)
 

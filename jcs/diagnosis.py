@@ -12,9 +12,11 @@ Grad-CAM on ``layer4`` → **write** the report folder (``slices.csv``, ``summar
 authors' argmax). The patient is positive when MORE than ``T_eff`` slices are positive. The paper's
 Table IV sweeps T ∈ {15, 20, 25, 30} with 25 as the default on COVID-CS (250–400 slices of
 ~1 mm per patient; the authors' code uses > 18). A fixed count means something else for a scan of
-133 slices of 2 mm (COVID-CT-MD), so by default T is **scaled by the slice count**:
-``T_eff = T · S / 300`` (``T = 25``, 300 ≈ the COVID-CS slices per patient), i.e. the same share of
-the scan (8.3 %). ``absolute_threshold=True`` uses ``T_eff = T`` as in the paper.
+133 slices of 2 mm (COVID-CT-MD), so by default (``threshold_scaling="auto"``) T is scaled by the
+**slice thickness** where the spacing is known, ``T_eff = T · 1 mm / spacing`` (the same lesion
+extent along z), else by the **slice count**, ``T_eff = T · S / 300`` (the same share of the scan):
+:func:`jcs.metrics.patient_threshold_scale`, the rule the engine's Table IV uses too.
+``threshold_scaling="none"`` uses ``T_eff = T`` as in the paper.
 
 **Lesion burden.** Lesion masks come from the segmenter on the slices whose classification is
 positive (as the paper: only positive slices are segmented). Volume in ml = lesion voxels × voxel
@@ -50,13 +52,12 @@ from jcs.data import Volume, read_volume, to_network_input, volume_to_uint8
 from jcs.data.transforms import resize_center_crop
 from jcs.explain import GradCAM, overlay
 from jcs.inference import optimize_for_inference, predict, resolve_device, resolve_precision, synchronize
-from jcs.metrics import patient_positive, threshold_sweep
+from jcs.metrics import patient_positive, patient_threshold_scale
 from jcs.models import create_model
 from jcs.models.weights import load_checkpoint, read_checkpoint
 
 PathLike = Union[str, Path]
 
-REFERENCE_SLICES = 300  # COVID-CS: 250-400 slices per patient (PAPER.md), ~300 in the paper's runtime
 DEFAULT_THRESHOLD = 25.0  # PAPER.md Table IV, default row
 LUNG_WINDOW = (-600.0, 1500.0)  # level, width of the 8-bit volumes (jcs.data.window)
 RANDOM_WEIGHTS_WARNING = ("NO {what} CHECKPOINT WAS GIVEN: THE {what} HAS RANDOM WEIGHTS AND THIS "
@@ -69,9 +70,10 @@ class DiagnosisConfig:
     """Options of :func:`diagnose` (the CLI flags of ``jcs diagnose`` have the same names).
 
     ``size`` / ``seg_size``: classifier / segmenter input (default: the checkpoint's training size,
-    else 224 / 512). ``threshold``: T of the patient rule, scaled by ``n_slices / reference_slices``
-    unless ``absolute_threshold``. ``precision``: "auto" (bf16 where native), "fp32", "autocast"
-    or "bf16" (:mod:`jcs.inference`). ``segment_top_k``: also segment the top-k slices when they
+    else 224 / 512). ``threshold``: T of the patient rule, carried to the volume by
+    ``threshold_scaling`` ("auto", "thickness", "count" or "none", see the module docstring).
+    ``precision``: "auto" (bf16-true where native), "fp32", "bf16" (autocast)
+    or "bf16-true" (bf16 weights; :mod:`jcs.inference`). ``segment_top_k``: also segment the top-k slices when they
     are not positive (so every shown slice has a mask; their lesions do not count in the volume)."""
 
     classifier_model: str = "jcs-classifier"
@@ -82,8 +84,7 @@ class DiagnosisConfig:
     size: Optional[int] = None
     seg_size: Optional[int] = None
     threshold: float = DEFAULT_THRESHOLD
-    absolute_threshold: bool = False
-    reference_slices: int = REFERENCE_SLICES
+    threshold_scaling: str = "auto"
     slice_threshold: float = 0.5
     top_k: int = 6
     segment_top_k: bool = True
@@ -99,17 +100,16 @@ class DiagnosisConfig:
 # Patient rule and Table IV sweep
 
 
-def effective_threshold(n_slices: int, threshold: float = DEFAULT_THRESHOLD,
-                        reference_slices: Optional[int] = REFERENCE_SLICES) -> float:
-    """``T · n_slices / reference_slices`` (relative rule, see the module docstring), or ``T``
-    when ``reference_slices`` is None (the paper's absolute count)."""
+def effective_threshold(threshold: float = DEFAULT_THRESHOLD, *, n_slices: Optional[int] = None,
+                        spacing_mm: Optional[float] = None,
+                        scaling: str = "auto") -> Tuple[float, str]:
+    """``(T_eff, basis)`` of the patient rule for one volume (see the module docstring):
+    ``T · factor`` with the factor of :func:`jcs.metrics.patient_threshold_scale`."""
     if threshold < 0:
         raise ValueError(f"the patient threshold T must be >= 0, got {threshold}")
-    if reference_slices is None:
-        return float(threshold)
-    if reference_slices <= 0:
-        raise ValueError(f"reference_slices must be > 0, got {reference_slices}")
-    return float(threshold) * n_slices / reference_slices
+    factor, basis = patient_threshold_scale(spacing_mm=spacing_mm, n_slices=n_slices,
+                                            scaling=scaling)
+    return float(threshold) * factor, basis
 
 
 def slice_predictions(probabilities: Sequence[float], slice_threshold: float = 0.5) -> np.ndarray:
@@ -117,34 +117,6 @@ def slice_predictions(probabilities: Sequence[float], slice_threshold: float = 0
     return (np.asarray(probabilities, dtype=np.float64) >= slice_threshold).astype(np.int64)
 
 
-def sweep_patients(slice_probs: Mapping[str, Tuple[int, Sequence[float]]],
-                   thresholds: Iterable[float] = (15, 20, 25, 30), *, slice_threshold: float = 0.5,
-                   reference_slices: Optional[int] = None) -> List[Dict[str, float]]:
-    """Patient-level sensitivity/specificity per threshold T (PAPER.md Table IV) from per-slice
-    probabilities: ``slice_probs`` maps a patient id to ``(label, probabilities)`` (label 1 =
-    COVID-19). Slices are binarised at ``slice_threshold``; a patient is positive when more than T
-    slices are (:func:`jcs.metrics.threshold_sweep`). ``reference_slices=None`` (default) uses T as
-    an absolute count, as Table IV; an int scales T per patient by ``n_slices / reference_slices``
-    (the default of :func:`diagnose`). Returns one dict per T (``threshold``, ``sensitivity``,
-    ``specificity``, ``tp``, ``fn``, ``tn``, ``fp``)."""
-    patients = {pid: (label, slice_predictions(probs, slice_threshold))
-                for pid, (label, probs) in slice_probs.items()}
-    thresholds = list(thresholds)
-    if reference_slices is None:
-        return threshold_sweep(patients, thresholds)
-    rows = []
-    for t in thresholds:
-        counts = {"tp": 0, "fn": 0, "tn": 0, "fp": 0}
-        for pid, (label, preds) in patients.items():
-            row = threshold_sweep({pid: (label, preds)},
-                                  [effective_threshold(len(preds), t, reference_slices)])[0]
-            for key in counts:
-                counts[key] += row[key]
-        pos, neg = counts["tp"] + counts["fn"], counts["tn"] + counts["fp"]
-        rows.append({"threshold": t,
-                     "sensitivity": counts["tp"] / pos if pos else float("nan"),
-                     "specificity": counts["tn"] / neg if neg else float("nan"), **counts})
-    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -349,8 +321,9 @@ class DiagnosisPipeline:
             preds = np.zeros(len(probs), dtype=np.int64)
             preds[list(positive_override)] = 1
         n_slices = len(probs)
-        t_eff = effective_threshold(n_slices, cfg.threshold,
-                                    None if cfg.absolute_threshold else cfg.reference_slices)
+        t_eff, basis = effective_threshold(cfg.threshold, n_slices=n_slices,
+                                           spacing_mm=volume.spacing[0] if volume.spacing else None,
+                                           scaling=cfg.threshold_scaling)
         positive = bool(patient_positive(preds, t_eff)) if n_slices else False
         top = [int(i) for i in np.argsort(-probs, kind="stable")[:max(cfg.top_k, 0)]]
         positives = [int(i) for i in np.flatnonzero(preds)]
@@ -372,7 +345,7 @@ class DiagnosisPipeline:
         timings["explain"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        summary = self._summary(volume, probs, preds, positive, t_eff, top, masks, lungs)
+        summary = self._summary(volume, probs, preds, positive, (t_eff, basis), top, masks, lungs)
         summary["timings_s"] = timings
         write_report(out_dir, summary, gray, volume.slice_ids, probs, preds, masks, cams, lungs)
         timings["write"] = time.perf_counter() - clock
@@ -385,9 +358,10 @@ class DiagnosisPipeline:
         return summary
 
     def _summary(self, volume: Volume, probs: np.ndarray, preds: np.ndarray, positive: bool,
-                 t_eff: float, top: List[int], masks: Dict[int, np.ndarray],
+                 rule: Tuple[float, str], top: List[int], masks: Dict[int, np.ndarray],
                  lungs: Optional[np.ndarray]) -> Dict[str, Any]:
         cfg = self.config
+        t_eff, basis = rule
         spacing = volume.spacing
         voxel_ml = (spacing[0] * spacing[1] * spacing[2] / 1000.0) if spacing else None
         positives = [int(i) for i in np.flatnonzero(preds)]
@@ -429,11 +403,13 @@ class DiagnosisPipeline:
             "positive": positive,
             "n_positive_slices": len(positives),
             "rule": {"slice_threshold": cfg.slice_threshold, "T": cfg.threshold,
-                     "mode": "absolute" if cfg.absolute_threshold else "relative",
-                     "reference_slices": None if cfg.absolute_threshold else cfg.reference_slices,
+                     "scaling": cfg.threshold_scaling, "basis": basis,
                      "effective_threshold": round(t_eff, 4),
                      "text": f"positive when more than {t_eff:.2f} of {len(probs)} slices have "
-                             f"P(COVID-19) >= {cfg.slice_threshold}"},
+                             f"P(COVID-19) >= {cfg.slice_threshold} (T = {cfg.threshold:g}, "
+                             + {"thickness": f"scaled by 1 mm / {spacing[0] if spacing else 0:g} mm slices",
+                                "count": f"scaled by {len(probs)} / 300 slices",
+                                "none": "not scaled"}[basis] + ")"},
             "max_probability": float(probs.max()) if len(probs) else None,
             "mean_probability": float(probs.mean()) if len(probs) else None,
             "models": {"classifier": {**self.classifier_info, "input_size": self.size},

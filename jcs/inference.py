@@ -5,9 +5,10 @@ The optimised path is: eval mode, batch norms folded into the preceding convolut
 per-channel affine, jcs_official.md §4.1-4.2), channels-last memory format, ``torch.inference_mode``
 and bf16 where the hardware runs it natively (CUDA, or a CPU with AVX512-BF16/AMX through oneDNN).
 
-Precisions (:data:`PRECISIONS`): ``"fp32"``; ``"autocast"`` = fp32 weights under bf16 autocast;
-``"bf16"`` = weights and activations cast to bf16 (no per-call weight casts: on a 2-core AMX CPU
-about 2× faster than autocast for the JCS segmentation model, see ``results/bench``).
+Precisions (:data:`PRECISIONS`, the same names as the engine's): ``"fp32"``; ``"bf16"`` = fp32
+weights under bf16 autocast (mixed precision, what training uses); ``"bf16-true"`` = weights and
+activations cast to bf16 (inference only; no per-call weight casts: on a 2-core AMX CPU about 2×
+faster than autocast for the JCS segmentation model, see ``results/bench``).
 :func:`predict` runs a model over a stack of inputs in batches along that path.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 from .models.layers import FrozenBatchNorm2d
 
 DeviceLike = Union[str, torch.device, None]
-PRECISIONS = ("fp32", "autocast", "bf16")
+PRECISIONS = ("fp32", "bf16", "bf16-true")
 
 # Tensor methods that read metadata only; calling them on a conv output does not consume it.
 _METADATA_CALLS = {"__get__", "size", "dim", "ndimension", "numel", "stride", "is_contiguous",
@@ -159,13 +160,16 @@ def fold_batchnorm(model: nn.Module, example: Optional[torch.Tensor] = None) -> 
 fold_frozen_bn = fold_batchnorm
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` → ``"bf16"`` where bf16 is native (:func:`bf16_supported`), else ``"fp32"``;
-    other values must be one of :data:`PRECISIONS`."""
+def resolve_precision(precision: str, device: torch.device, *, training: bool = False) -> str:
+    """``"auto"`` → the fastest precision where bf16 is native (:func:`bf16_supported`):
+    ``"bf16-true"`` for inference, ``"bf16"`` (autocast) for training; else ``"fp32"``. Other
+    values must be one of :data:`PRECISIONS` (training: ``"fp32"`` or ``"bf16"``)."""
+    allowed = PRECISIONS[:2] if training else PRECISIONS
     if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be 'auto' or one of {', '.join(PRECISIONS)}, got {precision!r}")
+        return ("bf16" if training else "bf16-true") if bf16_supported(device) else "fp32"
+    if precision not in allowed:
+        what = "training precision" if training else "precision"
+        raise ValueError(f"{what} must be 'auto' or one of {', '.join(allowed)}, got {precision!r}")
     return precision
 
 
@@ -173,7 +177,7 @@ def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, preci
                            fold_bn: bool = True, channels_last: bool = True,
                            example_size: int = 128) -> nn.Module:
     """Eval mode, BN folded (:func:`fold_batchnorm`), moved to ``device``, channels-last, no
-    gradients, and with ``precision="bf16"`` the weights cast to bf16. Modifies and returns
+    gradients, and with ``precision="bf16-true"`` the weights cast to bf16. Modifies and returns
     ``model`` (deep-copy it first to keep the original). Run it with :func:`predict` or inside
     :func:`inference_context` with the same ``precision``."""
     device = resolve_device(device)
@@ -183,7 +187,7 @@ def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, preci
         fold_batchnorm(model, torch.zeros(1, 3, example_size, example_size, device=device))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if precision == "bf16":
+    if precision == "bf16-true":
         model = model.to(torch.bfloat16)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -192,9 +196,9 @@ def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, preci
 
 @contextlib.contextmanager
 def inference_context(device: torch.device, precision: str = "fp32") -> Iterator[None]:
-    """``torch.inference_mode`` plus bf16 autocast on ``device`` when ``precision="autocast"``."""
+    """``torch.inference_mode`` plus bf16 autocast on ``device`` when ``precision="bf16"``."""
     with torch.inference_mode():
-        if precision == "autocast":
+        if precision == "bf16":
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                 yield
         else:
@@ -203,9 +207,9 @@ def inference_context(device: torch.device, precision: str = "fp32") -> Iterator
 
 def prepare_input(batch: torch.Tensor, device: torch.device, precision: str = "fp32",
                   channels_last: bool = True) -> torch.Tensor:
-    """Move an N×C×H×W batch to ``device``, in bf16 for ``precision="bf16"``, channels-last."""
+    """Move an N×C×H×W batch to ``device``, in bf16 for ``precision="bf16-true"``, channels-last."""
     batch = batch.to(device, non_blocking=True)
-    if precision == "bf16":
+    if precision == "bf16-true":
         batch = batch.to(torch.bfloat16)
     if channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
@@ -218,7 +222,7 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
     """Run ``model`` over ``inputs`` (N×C×H×W, on the CPU) in batches of ``batch_size`` and return
     the stacked float32 outputs on the CPU; ``output`` post-processes each batch's raw output on
     the device (e.g. a softmax) before it is gathered. ``precision`` as given to
-    :func:`optimize_for_inference` (``"bf16"`` needs a model cast to bf16)."""
+    :func:`optimize_for_inference` (``"bf16-true"`` needs a model cast to bf16)."""
     device = resolve_device(device)
     results = []
     with inference_context(device, precision):

@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 
 from jcs.bench import benchmark, format_table, parameter_count
+from jcs.engine.runtime import resolve_precision as engine_precision
 from jcs.inference import (bf16_supported, fold_batchnorm, inference_context, optimize_for_inference,
-                           predict, prepare_input)
+                           predict, prepare_input, resolve_precision)
 from jcs.models import create_model
 from jcs.models.layers import FrozenBatchNorm2d
 
@@ -83,7 +84,7 @@ def test_fold_handles_resnet_blocks_of_the_classifier():
 
 
 @pytest.mark.skipif(not BF16, reason="no native bf16 on this CPU")
-@pytest.mark.parametrize("precision", ["autocast", "bf16"])
+@pytest.mark.parametrize("precision", ["bf16", "bf16-true"])
 def test_optimised_probabilities_match_fp32_eager(precision):
     torch.manual_seed(0)
     seg = create_model("jcs-seg").eval()
@@ -131,3 +132,15 @@ def test_quick_benchmark_writes_valid_json(tmp_path):
     assert set(data["targets"]) == {"jcs_seg_speedup", "patient_time"}
     table = format_table(result)
     assert "jcs-seg" in table and "patient" in table
+
+
+def test_precision_names_shared_by_training_and_inference():
+    cpu = torch.device("cpu")
+    native = bf16_supported(cpu)
+    assert resolve_precision("auto", cpu) == ("bf16-true" if native else "fp32")
+    assert engine_precision("auto", cpu) == ("bf16" if native else "fp32")  # autocast
+    assert engine_precision("bf16", cpu) == resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="training precision must be 'auto' or one of fp32, bf16"):
+        engine_precision("bf16-true", cpu)
+    with pytest.raises(ValueError, match="autocast"):
+        resolve_precision("autocast", cpu)

@@ -11,7 +11,8 @@ import torch
 
 from jcs.data import Volume
 from jcs.diagnosis import (DiagnosisPipeline, crop_box, effective_threshold, lung_mask,
-                           slice_predictions, sweep_patients, to_hu)
+                           slice_predictions, to_hu)
+from jcs.metrics import threshold_sweep
 
 TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, top_k=3,
             batch_size=32, seg_batch_size=16)
@@ -29,12 +30,18 @@ def one_thread():
 # -- rule -------------------------------------------------------------------------------------
 
 
-def test_effective_threshold_scales_with_slice_count():
-    assert effective_threshold(300, 25) == 25
-    assert effective_threshold(150, 25) == 12.5
-    assert effective_threshold(133, 25, reference_slices=None) == 25
-    with pytest.raises(ValueError):
-        effective_threshold(100, -1)
+def test_effective_threshold_by_thickness_else_count():
+    assert effective_threshold(25, n_slices=133, spacing_mm=2.0) == (12.5, "thickness")
+    assert effective_threshold(25, n_slices=150) == (12.5, "count")  # no spacing: 150 / 300
+    assert effective_threshold(25, n_slices=300, spacing_mm=1.0) == (25, "thickness")
+    assert effective_threshold(25, n_slices=133, spacing_mm=2.0, scaling="none") == (25, "none")
+    assert effective_threshold(25, n_slices=150, spacing_mm=2.0, scaling="count") == (12.5, "count")
+    with pytest.raises(ValueError, match=">= 0"):
+        effective_threshold(-1, n_slices=100)
+    with pytest.raises(ValueError, match="spacing"):
+        effective_threshold(25, n_slices=100, scaling="thickness")
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        effective_threshold(25, n_slices=100, scaling="relative")
 
 
 def test_slice_predictions_use_greater_or_equal():
@@ -47,21 +54,21 @@ def _patient(n_slices, n_positive):
     return probs
 
 
-def test_sweep_patients_absolute_matches_table4_rule():
-    patients = {"covid": (1, _patient(300, 20)), "normal": (0, _patient(300, 10))}
-    rows = sweep_patients(patients, [15, 25])
-    assert rows[0]["threshold"] == 15 and rows[0]["sensitivity"] == 1 and rows[0]["specificity"] == 1
-    # 20 positive slices are not MORE than 25: the COVID patient is missed
-    assert rows[1]["sensitivity"] == 0 and rows[1]["specificity"] == 1 and rows[1]["fn"] == 1
-
-
-def test_sweep_patients_relative_scales_per_patient():
-    # 150 slices: T = 15 becomes 7.5, so 8 positive slices make a positive patient (absolute: not)
-    patients = {"short": (1, _patient(150, 8)), "long": (0, _patient(300, 15))}
-    relative = sweep_patients(patients, [15], reference_slices=300)[0]
-    absolute = sweep_patients(patients, [15])[0]
-    assert (relative["tp"], relative["tn"]) == (1, 1)  # 15 of 300 is not more than 15
+def test_table4_sweep_uses_the_diagnosis_rule():
+    """The engine's Table IV (threshold_sweep with per-patient scales) and `jcs diagnose` decide
+    every patient alike."""
+    patients = {"covid": (1, _patient(150, 8)), "normal": (0, _patient(300, 15))}
+    spacing = {"covid": 2.0, "normal": 1.0}
+    scales = {pid: effective_threshold(1.0, n_slices=len(p), spacing_mm=spacing[pid])[0]
+              for pid, (_, p) in patients.items()}
+    preds = {pid: (label, slice_predictions(p)) for pid, (label, p) in patients.items()}
+    row = threshold_sweep(preds, [15], scales)[0]
+    assert (row["tp"], row["tn"]) == (1, 1)  # 8 > 7.5; 15 is not more than 15
+    absolute = threshold_sweep(preds, [15])[0]
     assert (absolute["tp"], absolute["fn"]) == (0, 1)
+    for pid, (label, p) in patients.items():
+        t_eff, _ = effective_threshold(15, n_slices=len(p), spacing_mm=spacing[pid])
+        assert (int(slice_predictions(p).sum()) > t_eff) == (pid == "covid")
 
 
 # -- lung mask --------------------------------------------------------------------------------
@@ -116,7 +123,10 @@ def _check_report(out, summary, n_slices):
     assert set(saved["timings_s"]) >= {"read", "classify", "segment", "explain", "write", "total"}
     assert saved["diagnosis"] in ("COVID-19 positive", "COVID-19 negative")
     assert saved["positive"] == (saved["n_positive_slices"] > saved["rule"]["effective_threshold"])
-    assert saved["rule"]["effective_threshold"] == pytest.approx(25 * n_slices / 300, abs=1e-3)
+    spacing = saved["spacing_mm"]
+    expected = 25 / spacing[0] if spacing else 25 * n_slices / 300
+    assert saved["rule"]["basis"] == ("thickness" if spacing else "count")
+    assert saved["rule"]["effective_threshold"] == pytest.approx(expected, abs=1e-3)
     assert any("MEANINGLESS" in w for w in saved["warnings"])
     assert len(saved["top_slices"]) == 3
     with open(out / "slices.csv") as handle:

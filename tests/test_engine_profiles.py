@@ -93,9 +93,14 @@ def test_rng_state_roundtrip_repeats_every_generator():
     assert draw() == first
 
 
-def test_thresholds_scaled_to_slice_thickness():
-    t = scaled_thresholds(get_profile("cpu"), [2.0, 2.0, 2.5])
-    assert t["paper"] == [15, 20, 25, 30]
+def test_thresholds_scaled_per_patient_by_thickness_else_count():
+    patients = [{"id": "a", "spacing": (2.0, 0.7, 0.7), "slice_paths": [""] * 150},
+                {"id": "b", "spacing": (2.0, 0.7, 0.7), "slice_paths": [""] * 130},
+                {"id": "c", "spacing": None, "slice_paths": [""] * 60}]  # e.g. a PNG folder
+    t = scaled_thresholds(get_profile("cpu"), patients)
+    assert t["paper"] == [15, 20, 25, 30] and t["slice_mm"] == 2.0
+    assert t["per_patient"]["a"] == {"scale": 0.5, "basis": "thickness", "slice_mm": 2.0}
+    assert t["per_patient"]["c"] == {"scale": 0.2, "basis": "count", "slice_mm": None}
     assert t["scale"] == 0.5 and t["scaled"] == [7.5, 10.0, 12.5, 15.0]
 
 

@@ -11,6 +11,7 @@ from jcs.metrics import (
     patient_positive,
     roc_auc,
     roc_curve,
+    patient_threshold_scale,
     threshold_sweep,
 )
 
@@ -121,3 +122,18 @@ def test_threshold_sweep():
     assert rows[1]["specificity"] == pytest.approx(2 / 3)
     only_negative = threshold_sweep({"c": (0, [0, 1])}, [0])[0]
     assert math.isnan(only_negative["sensitivity"]) and only_negative["specificity"] == 0.0
+
+
+def test_threshold_sweep_per_patient_scales():
+    patients = {"a": (1, [1] * 8 + [0] * 142), "b": (0, [1] * 15 + [0] * 285)}
+    rows = threshold_sweep(patients, [15], {"a": 0.5, "b": 1.0})
+    assert (rows[0]["tp"], rows[0]["tn"]) == (1, 1)  # 8 > 7.5, 15 is not > 15
+    assert rows[0]["threshold"] == 15
+
+
+def test_patient_threshold_scale():
+    assert patient_threshold_scale(spacing_mm=2.0, n_slices=150) == (0.5, "thickness")
+    assert patient_threshold_scale(n_slices=150) == (0.5, "count")
+    assert patient_threshold_scale(spacing_mm=2.0, scaling="none") == (1.0, "none")
+    with pytest.raises(ValueError, match="n_slices"):
+        patient_threshold_scale()

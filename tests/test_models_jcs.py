@@ -10,7 +10,7 @@ import torch.nn as nn
 import torchvision
 
 from jcs.models import (CheckpointError, JCSClassifier, JCSJoint, JCSSeg, Res2Net, create_model,
-                        list_models, save_checkpoint)
+                        list_models, model_arguments, save_checkpoint)
 from jcs.models.jcs_seg import AFF, EFM, PlainContext, PlainFusion
 
 
@@ -53,6 +53,12 @@ def assert_every_parameter_has_gradient(model: nn.Module) -> None:
 def test_registered_names():
     assert {"jcs-classifier", "jcs-classifier-res2net50", "jcs-seg", "jcs-seg-base",
             "jcs-seg-efm", "jcs-seg-aff", "jcs-joint"} <= set(list_models())
+
+
+def test_model_arguments_and_typos():
+    assert {"norm", "pretrained"} <= set(model_arguments("jcs-seg"))
+    with pytest.raises(KeyError, match="Did you mean 'jcs-seg'"):
+        model_arguments("jcs-sg")
 
 
 @pytest.mark.parametrize("name, frozen, trainable_bn", [

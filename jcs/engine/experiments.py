@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jcs.data import CTMDPatients, data_root as default_data_root
-from jcs.metrics import classification_metrics, threshold_sweep
+from jcs.metrics import classification_metrics, patient_threshold_scale, threshold_sweep
 
 from .datasets import PatientSlices, evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
@@ -97,17 +97,27 @@ def _joint_parts(profile: Profile, results_dir: PathLike, runs_dir: PathLike,
     return parts
 
 
-def scaled_thresholds(profile: Profile, spacings_mm: Iterable[float]) -> Dict[str, Any]:
-    """Table IV thresholds for another slice thickness. The paper counts positive slices of
-    COVID-CS scans with ~1 mm slices (0.75–1.25 mm, ~300 slices); COVID-CT-MD has 2 mm slices
-    (130–170 per patient). The same lesion extent along z covers ``paper_slice_mm / spacing``
-    times as many slices, so T_scaled = T · paper_slice_mm / median spacing (no rounding: a
-    patient is positive when MORE than T_scaled slices are, e.g. 12.5 → at least 13)."""
-    spacing = statistics.median(spacings_mm)
-    scale = profile.paper_slice_mm / spacing
-    return {"paper": list(profile.patient_thresholds), "slice_mm": spacing,
-            "paper_slice_mm": profile.paper_slice_mm, "scale": scale,
-            "scaled": [round(t * scale, 4) for t in profile.patient_thresholds]}
+def scaled_thresholds(profile: Profile, patients: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Table IV thresholds carried to each patient by the rule of :func:`jcs.diagnosis.diagnose`
+    (:func:`jcs.metrics.patient_threshold_scale`, ``"auto"``): the paper counts positive slices of
+    COVID-CS scans with ~1 mm slices (``profile.paper_slice_mm``); COVID-CT-MD has 2 mm slices, so
+    the same lesion extent along z covers half as many slices and T_eff = T · 1 mm / 2 mm (by
+    slice count, T · S / 300, for a patient without spacing). ``patients``: dicts with ``id``,
+    ``spacing`` (z first, or None) and ``slice_paths``. ``scaled``: T × the median factor, for
+    tables; the sweep uses each patient's own factor (``per_patient``)."""
+    per_patient = {}
+    for patient in patients:
+        spacing = patient["spacing"][0] if patient["spacing"] else None
+        factor, basis = patient_threshold_scale(spacing_mm=spacing,
+                                                n_slices=len(patient["slice_paths"]),
+                                                reference_slice_mm=profile.paper_slice_mm)
+        per_patient[patient["id"]] = {"scale": factor, "basis": basis, "slice_mm": spacing}
+    scale = statistics.median(v["scale"] for v in per_patient.values())
+    spacings = [v["slice_mm"] for v in per_patient.values() if v["slice_mm"]]
+    return {"paper": list(profile.patient_thresholds), "paper_slice_mm": profile.paper_slice_mm,
+            "slice_mm": statistics.median(spacings) if spacings else None, "rule": "auto",
+            "scale": scale, "scaled": [round(t * scale, 4) for t in profile.patient_thresholds],
+            "per_patient": per_patient}
 
 
 def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "smoke",
@@ -138,8 +148,8 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     model = prepare_model(model, device, prof.channels_last)
     size = info["input_size"]
     cohort = CTMDPatients(data_root)
-    thresholds = scaled_thresholds(prof, [p["spacing"][0] for p in cohort.patients
-                                          if p["spacing"] is not None] or [prof.paper_slice_mm])
+    thresholds = scaled_thresholds(prof, cohort.patients)
+    scales = {pid: v["scale"] for pid, v in thresholds["per_patient"].items()}
     patients, files = _classify_patients(model, cohort, size, prof, device, precision,
                                          quiet_default(quiet))
     by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
@@ -150,7 +160,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
                  for s in p["slice_scores"]]
     slice_metrics = (classification_metrics([l for l, _ in labelled], [s for _, s in labelled])
                      if labelled else {})
-    sweep = threshold_sweep(by_id, thresholds["scaled"])
+    sweep = threshold_sweep(by_id, thresholds["paper"], scales)
     hashed = hash_files(files, root=default_data_root() if data_root is None else data_root)
     result = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "patients",

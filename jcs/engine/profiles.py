@@ -80,7 +80,7 @@ class Profile:
     paper_slice_mm: float = 1.0  # COVID-CS slice thickness 0.75–1.25 mm (PAPER.md)
     patient_max_slices: Optional[int] = None  # Table IV: classify only this many slices (tests)
     device: str = "auto"  # "auto" (CUDA > CPU), "cpu", "cuda", "cuda:1" ...
-    precision: str = "auto"  # "auto" (bf16 where the hardware has it), "bf16", "fp32"
+    precision: str = "auto"  # "auto" (bf16 autocast where the hardware has it), "bf16", "fp32"
     channels_last: bool = True  # channels-last memory format (faster with bf16 on CPU and GPU)
     cudnn_benchmark: bool = True
     num_workers: int = 0

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from jcs.inference import bf16_supported, resolve_device
+from jcs.inference import resolve_device, resolve_precision as _resolve_precision
 
 
 def select_device(spec: str = "auto") -> torch.device:
@@ -21,13 +21,10 @@ def select_device(spec: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` → ``"bf16"`` where the hardware runs it natively (CUDA with bf16, a CPU with
-    AVX512-BF16/AMX; :func:`jcs.inference.bf16_supported`), else ``"fp32"``."""
-    if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    return precision
+    """Training precision: ``"auto"`` → ``"bf16"`` (bf16 autocast) where the hardware runs it
+    natively (CUDA with bf16, a CPU with AVX512-BF16/AMX), else ``"fp32"``; the names of
+    :data:`jcs.inference.PRECISIONS` (``"bf16-true"`` is for inference only)."""
+    return _resolve_precision(precision, device, training=True)
 
 
 def autocast(device: torch.device, precision: str):

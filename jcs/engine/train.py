@@ -14,7 +14,6 @@ recognises the finished run). Results: see :mod:`jcs.engine.results`.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import shutil
@@ -28,8 +27,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from jcs.models import ActivationMapLoss, create_model, save_checkpoint
-from jcs.models import registry as model_registry
+from jcs.models import ActivationMapLoss, create_model, model_arguments, save_checkpoint
 
 from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
@@ -89,9 +87,7 @@ def model_options(model_name: str, profile: Profile, initialised: bool = False) 
     """Builder options from the profile: ``norm`` and ``pretrained`` where the model's builder
     takes them (U-Net has no backbone; a joint model initialised from trained parts needs no
     ImageNet weights)."""
-    if model_name not in model_registry.list_models():
-        create_model(model_name)  # raises the registry's "unknown model" error
-    params = inspect.signature(model_registry._REGISTRY[model_name]).parameters
+    params = model_arguments(model_name)  # an unknown name raises the registry's error
     options: Dict[str, Any] = {}
     if "norm" in params:
         options["norm"] = profile.norm

@@ -4,6 +4,7 @@ MAE, E-measure, S-measure, 256-threshold curves) and slice / patient-level class
 from jcs.metrics.classification import (
     classification_metrics,
     patient_positive,
+    patient_threshold_scale,
     roc_auc,
     roc_curve,
     threshold_sweep,
@@ -38,6 +39,7 @@ __all__ = [
     "compute_specificity",
     "normalize_prediction",
     "patient_positive",
+    "patient_threshold_scale",
     "roc_auc",
     "roc_curve",
     "threshold_sweep",

@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "classification_metrics",
     "patient_positive",
+    "patient_threshold_scale",
     "roc_auc",
     "roc_curve",
     "threshold_sweep",
@@ -104,7 +105,39 @@ def classification_metrics(labels, scores, threshold: float = 0.5) -> dict[str, 
     }
 
 
-def patient_positive(slice_predictions, threshold: int) -> bool:
+REFERENCE_SLICE_MM = 1.0  # COVID-CS slice thickness 0.75-1.25 mm (PAPER.md)
+REFERENCE_SLICES = 300  # COVID-CS: 250-400 slices per patient, ~300 in the paper's runtime
+THRESHOLD_SCALINGS = ("auto", "thickness", "count", "none")
+
+
+def patient_threshold_scale(*, spacing_mm: float | None = None, n_slices: int | None = None,
+                            scaling: str = "auto", reference_slice_mm: float = REFERENCE_SLICE_MM,
+                            reference_slices: int = REFERENCE_SLICES) -> tuple[float, str]:
+    """Factor that carries the paper's slice-count threshold T (Table IV, COVID-CS scans of ~300
+    slices of ~1 mm) to another scan, and the basis used: ``(factor, basis)``, T_eff = T·factor.
+
+    ``"thickness"``: ``reference_slice_mm / spacing_mm``, the same lesion extent along z (a 2 mm
+    scan halves T). ``"count"``: ``n_slices / reference_slices``, the same share of the scan.
+    ``"none"``: 1, T as an absolute count as in the paper. ``"auto"``: thickness where the slice
+    spacing is known, else count. No rounding: "more than 12.5" means at least 13."""
+    if scaling not in THRESHOLD_SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(THRESHOLD_SCALINGS)}, got {scaling!r}")
+    if scaling == "auto":
+        scaling = "thickness" if spacing_mm else "count"
+    if scaling == "none":
+        return 1.0, "none"
+    if scaling == "thickness":
+        if not spacing_mm or spacing_mm <= 0:
+            raise ValueError("thickness scaling needs the slice spacing in mm (> 0); use "
+                             "scaling='count' for volumes without spacing")
+        return reference_slice_mm / float(spacing_mm), "thickness"
+    if not n_slices or n_slices <= 0 or reference_slices <= 0:
+        raise ValueError(f"count scaling needs n_slices > 0 and reference_slices > 0, got "
+                         f"{n_slices} and {reference_slices}")
+    return n_slices / reference_slices, "count"
+
+
+def patient_positive(slice_predictions, threshold: float) -> bool:
     """A patient is positive when MORE THAN ``threshold`` slices are predicted positive
     (PAPER.md Table IV "exceeds"; the authors' code: ``> 18``). ``slice_predictions`` holds one
     0/1 (or bool) prediction per slice: binarise scores first."""
@@ -117,14 +150,15 @@ def patient_positive(slice_predictions, threshold: int) -> bool:
     return int(preds.sum()) > threshold
 
 
-def threshold_sweep(patients: Mapping[str, tuple[int, object]],
-                    thresholds: Iterable[int]) -> list[dict[str, float]]:
+def threshold_sweep(patients: Mapping[str, tuple[int, object]], thresholds: Iterable[float],
+                    scales: Mapping[str, float] | None = None) -> list[dict[str, float]]:
     """Patient-level sensitivity / specificity for each threshold (PAPER.md Table IV).
 
     ``patients`` maps a patient id to ``(label, slice_predictions)`` with label 1 = COVID-19 and
-    one 0/1 prediction per slice. Returns one dict per threshold with ``threshold``,
-    ``sensitivity``, ``specificity``, ``tp``, ``fn``, ``tn``, ``fp`` (NaN rate if a class is
-    absent)."""
+    one 0/1 prediction per slice. ``scales`` (optional) maps a patient id to the factor of
+    :func:`patient_threshold_scale`: that patient is positive when more than ``T·scale`` slices
+    are. Returns one dict per threshold with ``threshold`` (T), ``sensitivity``, ``specificity``,
+    ``tp``, ``fn``, ``tn``, ``fp`` (NaN rate if a class is absent)."""
     if not patients:
         raise ValueError("patients is empty")
     labels = {}
@@ -134,7 +168,8 @@ def threshold_sweep(patients: Mapping[str, tuple[int, object]],
         labels[pid] = bool(label)
     rows = []
     for t in thresholds:
-        decided = {pid: patient_positive(preds, t) for pid, (_, preds) in patients.items()}
+        decided = {pid: patient_positive(preds, t * (scales[pid] if scales else 1.0))
+                   for pid, (_, preds) in patients.items()}
         tp = sum(decided[p] and labels[p] for p in patients)
         fn = sum(not decided[p] and labels[p] for p in patients)
         tn = sum(not decided[p] and not labels[p] for p in patients)

@@ -1,6 +1,6 @@
 """Models of the paper's tables (JCS classifier, JCS segmentation, the joint model) and the
 comparison methods of Table VII (U-Net, DSS, PoolNet, EGNet), behind one registry."""
-from .registry import create_model, describe_models, list_models, register_model
+from .registry import create_model, describe_models, list_models, model_arguments, register_model
 
 # Importing a model module registers its models.
 from . import classifier, jcs_joint, jcs_seg  # noqa: E402,F401  (JCS models)
@@ -15,5 +15,5 @@ from .weights import CheckpointError, load_checkpoint, save_checkpoint  # noqa: 
 __all__ = [
     "ActivationMapLoss", "CheckpointError", "JCSClassifier", "JCSJoint", "JCSSeg", "Res2Net",
     "class_activation_map", "create_model", "describe_models", "list_models", "load_checkpoint",
-    "register_model", "save_checkpoint",
+    "model_arguments", "register_model", "save_checkpoint",
 ]

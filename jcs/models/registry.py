@@ -3,6 +3,7 @@ segmentation_models.pytorch). Model modules register builders with :func:`regist
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Callable, Dict
 
 import torch.nn as nn
@@ -34,14 +35,24 @@ def describe_models() -> Dict[str, str]:
     return {name: _DESCRIPTIONS[name] for name in list_models()}
 
 
-def create_model(name: str, **options) -> nn.Module:
-    """Build the model registered as ``name``; an unknown name lists the valid ones."""
+def _builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered as ``name``; an unknown name lists the valid ones (KeyError)."""
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise KeyError(
             f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}"
         )
-    model = _REGISTRY[name](**options)
+    return _REGISTRY[name]
+
+
+def model_arguments(name: str) -> list[str]:
+    """Keyword options :func:`create_model` accepts for ``name`` (e.g. ``norm``, ``pretrained``)."""
+    return list(inspect.signature(_builder(name)).parameters)
+
+
+def create_model(name: str, **options) -> nn.Module:
+    """Build the model registered as ``name``; an unknown name lists the valid ones."""
+    model = _builder(name)(**options)
     model.model_name = name
     return model

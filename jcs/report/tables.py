@@ -541,9 +541,11 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
         "definitions": {
             "positive patient": "more than T slices with P(COVID-19) ≥ 0.5",
             "T": "rows: the paper's thresholds on the number of positive slices",
-            "T (ours, scaled)": (f"the paper's T × {thresholds['paper_slice_mm']:g} mm / "
-                         f"{thresholds['slice_mm']:g} mm (their ~1 mm slices vs our "
-                         f"{thresholds['slice_mm']:g} mm slices)"),
+            "T (ours, scaled)": (f"per patient, the paper's T × {thresholds['paper_slice_mm']:g} mm"
+                                 " / its slice thickness (their ~1 mm slices vs our "
+                                 f"{thresholds['slice_mm'] or 'unknown'} mm; T × slices / 300 where the "
+                                 "thickness is unknown): jcs.metrics.patient_threshold_scale, "
+                                 "the rule of `jcs diagnose`"),
             "Sensitivity / Specificity": "share of COVID-19 / of other patients called correctly",
         },
         "notes": [f"Only {len(patients)} patients: sensitivity rests on {n_pos} and specificity "
