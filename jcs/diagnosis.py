@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import jcs
-from jcs.data import Volume, read_volume, to_network_input, volume_to_uint8
-from jcs.data.transforms import resize_center_crop
+from jcs.data import Volume, read_volume, volume_to_uint8
+from jcs.data.transforms import resize_center_crop_batch, to_network_input_batch
 from jcs.explain import GradCAM, overlay
 from jcs.inference import optimize_for_inference, predict, resolve_device, resolve_precision, synchronize
 from jcs.metrics import patient_positive, patient_threshold_scale
@@ -132,6 +132,25 @@ def to_hu(volume: Volume) -> np.ndarray:
     return volume.array.astype(np.float32) / 255.0 * width + (level - width / 2.0)
 
 
+def _in_plane_structure() -> np.ndarray:
+    """3×3×3 connectivity that links 4-neighbours within a slice and nothing across slices."""
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    return structure
+
+
+def _touching_border(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` (S×H×W) whose 2-D component, within its slice, touches the slice's border."""
+    from scipy import ndimage  # lazy: scipy is needed by the lung mask only
+
+    labels, count = ndimage.label(mask, structure=_in_plane_structure())
+    edge = np.zeros(count + 1, dtype=bool)
+    for border in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
+        edge[border.ravel()] = True
+    edge[0] = False
+    return edge[labels]
+
+
 def lung_mask(hu: np.ndarray, threshold: float = -400.0, keep: int = 2,
               min_fraction: float = 0.1) -> np.ndarray:
     """Threshold lung segmentation of an S×H×W HU volume (bool S×H×W).
@@ -140,29 +159,22 @@ def lung_mask(hu: np.ndarray, threshold: float = -400.0, keep: int = 2,
     (outside the body); 3. keep the ``keep`` largest 3-D components of the rest that have at least
     ``min_fraction`` of the largest one's voxels (both lungs, or one component when the trachea
     joins them; bowel gas and small pockets are dropped); 4. fill holes per slice (vessels, and
-    lesions surrounded by lung). Lesions touching the chest wall stay outside the mask, hence
-    :func:`diagnose` reports lesion / (lung ∪ lesion)."""
-    from scipy import ndimage  # lazy: scipy is needed by this function only
+    lesions surrounded by lung: background not connected to the slice border). Lesions touching
+    the chest wall stay outside the mask, hence :func:`diagnose` reports lesion / (lung ∪ lesion).
+    Each step is one labelling of the whole volume (in-plane connectivity for 2 and 4)."""
+    from scipy import ndimage
 
     air = np.asarray(hu) < threshold
-    inside = np.zeros_like(air)
-    for k in range(air.shape[0]):
-        labels, count = ndimage.label(air[k])
-        if count == 0:
-            continue
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        inside[k] = air[k] & ~np.isin(labels, border)
+    inside = air & ~_touching_border(air)
     labels, count = ndimage.label(inside)
     if count == 0:
         return inside
-    sizes = np.bincount(labels.ravel())[1:]
+    sizes = np.bincount(labels[inside], minlength=count + 1)[1:]
     order = np.argsort(sizes)[::-1][:keep]
-    kept = [index + 1 for index in order if sizes[index] >= min_fraction * sizes[order[0]]]
-    lungs = np.isin(labels, kept)
-    for k in range(lungs.shape[0]):
-        if lungs[k].any():
-            lungs[k] = ndimage.binary_fill_holes(lungs[k])
-    return lungs
+    kept = np.zeros(count + 1, dtype=bool)
+    kept[[index + 1 for index in order if sizes[index] >= min_fraction * sizes[order[0]]]] = True
+    lungs = kept[labels]
+    return ~_touching_border(~lungs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,40 +271,37 @@ class DiagnosisPipeline:
 
     # -- stages ----------------------------------------------------------------------------------
     def classify(self, gray: np.ndarray) -> np.ndarray:
-        """P(COVID-19) per slice of a uint8 S×H×W volume (float64 S)."""
-        chunk = max(self.config.batch_size, 1) * 4
-        probs = []
-        for start in range(0, len(gray), chunk):
-            inputs = torch.stack([resize_center_crop(s, self.size) for s in gray[start:start + chunk]])
-            probs.append(predict(self.classifier, inputs, self.config.batch_size, device=self.device,
-                                 precision=self.precision, channels_last=self.config.channels_last,
-                                 output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1]))
-        return torch.cat(probs).double().numpy() if probs else np.zeros(0)
+        """P(COVID-19) per slice of a uint8 S×H×W volume (float64 S). The slices are resized on
+        the model's device (:func:`jcs.data.transforms.resize_center_crop_batch`)."""
+        if not len(gray):
+            return np.zeros(0)
+        probs = predict(self.classifier, torch.from_numpy(gray), max(self.config.batch_size, 1),
+                        device=self.device, precision=self.precision,
+                        channels_last=self.config.channels_last,
+                        transform=lambda batch: resize_center_crop_batch(batch, self.size),
+                        output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1])
+        return probs.double().numpy()
 
     def segment(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
-        """Lesion probability maps (float32 H×W, at the slice's size) of the slices ``indices``."""
-        if self.segmenter is None:
+        """Lesion masks (bool H×W at the slice's size: probability ≥ 0.5) of the slices
+        ``indices``; resizing and thresholding run on the model's device."""
+        if self.segmenter is None or not len(indices):
             return {}
         height, width = gray.shape[1:]
-        maps: Dict[int, np.ndarray] = {}
-        step = max(self.config.seg_batch_size, 1)
-        for start in range(0, len(indices), step):
-            chunk = list(indices[start:start + step])
-            inputs = torch.stack([to_network_input(gray[i], self.seg_size) for i in chunk])
-            out = predict(self.segmenter, inputs, step, device=self.device, precision=self.precision,
-                          channels_last=self.config.channels_last,
-                          output=lambda p: F.interpolate(p.float(), size=(height, width),
-                                                         mode="bilinear", align_corners=False))
-            for i, prob in zip(chunk, out[:, 0]):
-                maps[i] = prob.numpy()
-        return maps
+        masks = predict(self.segmenter, torch.from_numpy(gray[list(indices)]),
+                        max(self.config.seg_batch_size, 1), device=self.device,
+                        precision=self.precision, channels_last=self.config.channels_last,
+                        transform=lambda batch: to_network_input_batch(batch, self.seg_size),
+                        output=lambda p: F.interpolate(p.float(), size=(height, width), mode="bilinear",
+                                                       align_corners=False)[:, 0] >= 0.5)
+        return {int(i): mask.numpy() for i, mask in zip(indices, masks)}
 
     def explain(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
         """Grad-CAM maps (float32 H×W in [0, 1], on the whole slice) of the slices ``indices``."""
         if not len(indices):
             return {}
         height, width = gray.shape[1:]
-        inputs = torch.stack([resize_center_crop(gray[i], self.size) for i in indices]).to(self.device)
+        inputs = resize_center_crop_batch(torch.from_numpy(gray[list(indices)]).to(self.device), self.size)
         cams = GradCAM(self.explainer)(inputs, class_index=1).cpu()
         return {i: cam_to_slice(cam, height, width, self.size) for i, cam in zip(indices, cams)}
 
@@ -330,8 +339,7 @@ class DiagnosisPipeline:
 
         clock = time.perf_counter()
         to_segment = sorted(set(positives) | (set(top) if cfg.segment_top_k else set()))
-        seg_maps = self.segment(gray, to_segment)
-        masks = {i: (p >= 0.5) for i, p in seg_maps.items()}
+        masks = self.segment(gray, to_segment)
         synchronize(self.device)
         timings["segment"] = time.perf_counter() - clock
 
@@ -438,7 +446,7 @@ def diagnose(source: Union[PathLike, Volume], out_dir: PathLike,
 
 
 def _save_png(array: np.ndarray, path: Path) -> str:
-    Image.fromarray(array).save(path, optimize=False)
+    Image.fromarray(array).save(path, compress_level=1)  # fast; the report is not an archive
     return path.name
 
 
@@ -582,8 +590,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 {warn}
 <p class="small">{esc(summary['disclaimer'])}</p>
 <p class="verdict">{esc(summary['diagnosis'])}</p>
-<p>{summary['n_positive_slices']} of {summary['n_slices']} slices positive; rule: {esc(summary['rule']['text'])}
-({esc(summary['rule']['mode'])} threshold, T = {summary['rule']['T']:g}).</p>
+<p>{summary['n_positive_slices']} of {summary['n_slices']} slices positive; rule: {esc(summary['rule']['text'])}.</p>
 <p>Lesion volume: {_fmt(lesion['volume_ml'], ' ml')} · lung volume: {_fmt(lesion['lung_volume_ml'], ' ml')} ·
 lesion share of lung: {_fmt(lesion['percent_of_lung'], ' %')}
 <span class="small">(lung mask: {esc(lesion['lung_mask'])}; lesions counted on positive slices only)</span></p>

@@ -218,20 +218,26 @@ def prepare_input(batch: torch.Tensor, device: torch.device, precision: str = "f
 
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
             device: DeviceLike = None, precision: str = "fp32", channels_last: bool = True,
+            transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
             output: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
-    """Run ``model`` over ``inputs`` (N×C×H×W, on the CPU) in batches of ``batch_size`` and return
-    the stacked float32 outputs on the CPU; ``output`` post-processes each batch's raw output on
-    the device (e.g. a softmax) before it is gathered. ``precision`` as given to
-    :func:`optimize_for_inference` (``"bf16-true"`` needs a model cast to bf16)."""
+    """Run ``model`` over ``inputs`` (N×C×H×W on the CPU, or raw data that ``transform`` turns
+    into that) in batches of ``batch_size`` and return the stacked outputs on the CPU.
+    ``transform`` runs on the device on each batch (e.g. resizing uint8 slices there: only
+    8-bit data cross the bus); ``output`` post-processes each raw output on the device (e.g. a
+    softmax or a threshold) before it is gathered; without it, outputs are float32. ``precision``
+    as given to :func:`optimize_for_inference` (``"bf16-true"`` needs a model cast to bf16)."""
     device = resolve_device(device)
+    if device.type == "cuda" and inputs.device.type == "cpu":
+        inputs = inputs.pin_memory()  # asynchronous host-to-device copies
     results = []
     with inference_context(device, precision):
         for start in range(0, inputs.shape[0], batch_size):
-            batch = prepare_input(inputs[start:start + batch_size], device, precision, channels_last)
-            result = model(batch)
-            if output is not None:
-                result = output(result)
-            results.append(result.float().cpu())
+            batch = inputs[start:start + batch_size].to(device, non_blocking=True)
+            if transform is not None:
+                batch = transform(batch)
+            result = model(prepare_input(batch, device, precision, channels_last))
+            result = result.float() if output is None else output(result)
+            results.append(result.cpu())
     if not results:
         return torch.empty(0)
     return torch.cat(results)

@@ -126,7 +126,7 @@ def test_quick_benchmark_writes_valid_json(tmp_path):
         run = inference[f"optimised-{precision}"]
         assert run["speedup_vs_fp32_eager"] > 0 and run["max_abs_diff_vs_fp32"] < 0.05
     patient = data["patient"]
-    assert patient["n_slices"] == 8 and patient["seconds"] > 0
+    assert patient["n_slices"] == 8 and patient["seconds"] > 0 and patient["warmup_slices"] == 8
     assert set(patient["timings_s"]) >= {"read", "classify", "segment", "explain", "write"}
     assert data["patients"][0]["slices"] == 8  # the list read by jcs.report.runtime_table
     assert set(data["targets"]) == {"jcs_seg_speedup", "patient_time"}

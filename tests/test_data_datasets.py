@@ -13,7 +13,8 @@ import jcs.data as jd
 from jcs.data.errors import EmptyFolderError, ShapeMismatchError
 from jcs.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, random_crop_resize,
                                  random_resized_crop_flip, random_vertical_flip,
-                                 resize_center_crop)
+                                 resize_center_crop, resize_center_crop_batch,
+                                 to_network_input_batch)
 
 
 def need(data_dir: Path, name: str) -> Path:
@@ -42,6 +43,23 @@ def test_resize_is_bilinear_half_pixel_and_masks_nearest():
     m = jd.mask_to_tensor(np.array([[0, 1], [1, 0]], dtype=np.uint8), 4)
     assert m.shape == (1, 4, 4)
     assert m[0].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("shape, size", [((512, 512), 224), ((256, 256), 192), ((256, 256), 224),
+                                         ((300, 400), 224), ((400, 300), 192)])
+def test_batched_transforms_match_the_per_slice_ones(shape, size):
+    """The device-side transforms of `jcs diagnose` equal the PIL / per-slice ones the models were
+    evaluated with: exactly for the segmenter input, within one gray level for the classifier's."""
+    rng = np.random.default_rng(0)
+    slices = rng.integers(0, 256, (2, *shape), dtype=np.uint8)
+    slices[1] = np.clip(np.cumsum(rng.integers(-3, 4, shape), axis=1) + 128, 0, 255)  # smooth
+    one_level = 1 / 255 / min(IMAGENET_STD) + 1e-5
+    reference = torch.stack([resize_center_crop(s, size) for s in slices])
+    batched = resize_center_crop_batch(torch.from_numpy(slices), size)
+    assert batched.shape == reference.shape == (2, 3, size, size)
+    assert float((batched - reference).abs().max()) <= one_level
+    reference = torch.stack([jd.to_network_input(s, size) for s in slices])
+    torch.testing.assert_close(to_network_input_batch(torch.from_numpy(slices), size), reference)
 
 
 def test_vertical_flip_is_up_down():

@@ -27,6 +27,39 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (), generator=generator).item())
 
 
+def normalize_batch(gray: torch.Tensor) -> torch.Tensor:
+    """N×1×H×W gray values in [0, 255] (any device) -> N×3×H×W float32 with the ImageNet
+    normalisation of :func:`normalize`."""
+    mean = torch.tensor(IMAGENET_MEAN, device=gray.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=gray.device).view(1, 3, 1, 1)
+    return (gray.float() / 255.0 - mean) / std
+
+
+def to_network_input_batch(slices: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`to_network_input` for a uint8 N×H×W stack on any device (e.g. the GPU):
+    bilinear resize (align_corners=False), gray -> RGB, ImageNet normalisation."""
+    x = slices[:, None].float()
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return normalize_batch(x)
+
+
+def resize_center_crop_batch(slices: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """:func:`resize_center_crop` for a uint8 N×H×W stack on any device: antialiased bilinear
+    resize of the shorter side (torch's PIL-matching filter, rounded to 8 bits as PIL does),
+    centre crop, ImageNet normalisation. Equal to the PIL path up to ±1 gray level."""
+    height, width = slices.shape[-2:]
+    short = int(round(size * 256 / 224))
+    new_h, new_w = ((int(short * height / width), short) if width <= height
+                    else (short, int(short * width / height)))
+    x = slices[:, None].float()
+    if (new_h, new_w) != (height, width):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False,
+                          antialias=True).round_().clamp_(0, 255)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return normalize_batch(x[..., top:top + size, left:left + size])
+
+
 def normalize(gray: torch.Tensor) -> torch.Tensor:
     """H×W (or 1×H×W) gray values in [0, 255] -> 3×H×W float32, ImageNet mean/std per channel
     (gray replicated to RGB; jcs_official.md §4.4 "normalisation", §4.1 "input")."""

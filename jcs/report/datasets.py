@@ -3,7 +3,6 @@ composition, scanners, slice geometry, lesion areas, demographics and example sl
 from the local dataset copies (``jcs.data``)."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional
