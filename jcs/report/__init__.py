@@ -16,8 +16,8 @@ from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, h
                       training_minutes, training_profile)
 from .runtime import bench_models, patient_stages, runtime_table
 from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
-                     infnet_comparison, segmentation_metrics, table4, table4_patients, table5,
-                     table6, table7)
+                     infnet_comparison, profiles_table, segmentation_metrics, table4,
+                     table4_patients, table5, table6, table7)
 
 __all__ = [
     "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices", "available_profiles",
@@ -27,7 +27,7 @@ __all__ = [
     "infnet_comparison", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
     "plot_dice_histogram", "plot_example_slices", "plot_loss_curves", "plot_qualitative",
-    "plot_roc", "provenance_table", "resolve_profile", "runtime_table", "scanner_table",
+    "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scanner_table",
     "seed_stats", "segmentation_metrics", "show", "table4", "table4_patients", "table5", "table6",
     "table7", "table_view", "training_minutes", "training_profile", "ucsd_demographics",
 ]

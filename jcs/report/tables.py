@@ -17,14 +17,14 @@ import pandas as pd
 
 from jcs import paper
 
-from .results import (ResultsNotFoundError, hardware_label, load_runs, load_selected,
-                      resolve_profile, run_label, seed_stats)
+from .results import (ResultsNotFoundError, available_profiles, hardware_label, load_runs,
+                      load_selected, resolve_profile, run_label, seed_stats)
 
 __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "CLASSIFIERS",
     "segmentation_metrics", "table5", "table6", "table7", "infnet_comparison",
     "classification_table", "dice_distribution", "dice_summary", "dice_by_area",
-    "differences", "gain", "table4", "table4_patients",
+    "differences", "gain", "table4", "table4_patients", "profiles_table",
 ]
 
 PathLike = Union[str, Path]
@@ -213,6 +213,66 @@ def table7(results_dir: PathLike = "results", profile: str = "auto",
         rows.append(((method, rec["venue"]), (experiment, name), rec))
     return _seg_table(results_dir, profile, rows, ("Method", "Venue"), paper.TABLE7.title,
                       "jcs.report.table7", paper.TABLE7.notes, seeds)
+
+
+def _profile_rows() -> List[Tuple[str, str, Tuple[str, str], Dict[str, Any]]]:
+    """(table, row label, (experiment, run), paper record) of every segmentation model we train."""
+    rows = []
+    for number, experiment, name in TABLE5_RUNS:
+        rows.append(("V", f"{number}: {name}", (experiment, name), paper.TABLE5.lookup("no", number)))
+    rows.append(("VI", "2: jcs-joint (SEG + CLS)", TABLE6_RUNS[1][1:], paper.TABLE6.lookup("no", 2)))
+    for method, experiment, name in TABLE7_RUNS[:-1]:  # JCS is the Table VI row
+        rows.append(("VII", method, (experiment, name), paper.TABLE7.lookup("method", method)))
+    return rows
+
+
+def profiles_table(results_dir: PathLike = "results",
+                   profiles: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Tables V–VII in one: the paper's Dice, IoU and E-measure beside each profile we ran
+    (default: every profile with segmentation results but ``smoke``, best first), mean over
+    seeds. Each profile is its own recipe and hardware (the notes say which)."""
+    experiments = ["table5", "table6", "table7"]
+    if profiles is None:
+        found = available_profiles(results_dir, experiments)
+        profiles = [p for p in found if p != "smoke"] or found
+    if not profiles:
+        raise ResultsNotFoundError(f"no segmentation results under {Path(results_dir).resolve()}; "
+                                   "run `make reproduce PROFILE=cpu` first")
+    specs = _profile_rows()
+    runs = {p: load_selected(results_dir, p, [spec for _, _, spec, _ in specs]) for p in profiles}
+    records = []
+    for _, _, spec, paper_row in specs:
+        record: Dict[Tuple[str, str], float] = {}
+        for label, paper_key, key in (("Dice", "dice", "dice"), ("IoU", "iou", "iou"),
+                                      ("E-measure", "emeasure", "e_mean")):
+            record[(label, "paper")] = paper_row[paper_key]
+            for profile in profiles:
+                record[(label, profile)] = _metric(runs[profile].get(spec, []), key)[0]
+        records.append(record)
+    df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(
+        [(table, label) for table, label, _, _ in specs], names=["Table", "model"]))
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
+    notes = []
+    for profile in profiles:
+        first = next(r for rs in runs[profile].values() for r in rs)
+        recipe = _recipe(first, "seg")
+        iters = sorted({r.get("loss", {}).get("iterations") for rs in runs[profile].values()
+                        for r in rs} - {None})
+        notes.append(f"{profile}: {run_label(profile, runs[profile])}; {recipe.get('size')}² input, "
+                     f"{recipe.get('epochs')} epochs of batch {recipe.get('batch_size')}"
+                     + (f" ({iters[-1]:,} iterations)" if iters else "") + ".")
+    df.attrs.update({
+        "title": "Tables V–VII: the paper beside every profile we ran", "profile": ", ".join(profiles),
+        "hardware": "; ".join(hardware_label(runs[p]) for p in profiles),
+        "ours": "MedSeg test slices (Inf-Net split); one column per profile",
+        "definitions": {"Dice, IoU": SEG_DEFINITIONS["Dice, IoU (ours)"],
+                        "E-measure (ours)": SEG_DEFINITIONS["E-measure mean / max (ours)"]
+                        + "; the mean is shown", "paper": SEG_DEFINITIONS["paper"]},
+        "notes": notes + differences(next(iter(runs.values())), "segmentation")[:1],
+        "source": "jcs.report.profiles_table", "percent": True, "api": "api-segmentation",
+        "seeds_note": False,
+    })
+    return df
 
 
 _ALL_SEG_METRICS = (
