@@ -234,7 +234,7 @@ def inference_runs(model_name: str, size: int, batch: int, device: torch.device,
         xin = prepare_input(x, device, precision)
         with inference_context(device, precision):
             out = _output_tensor(model(xin)).float()
-            run = time_call(lambda: model(xin), device, repeats)
+            run = time_call(lambda m=model: m(xin), device, repeats)
         results[f"optimised-{precision}"] = {
             **run, "per_slice_s": run["seconds"] / batch,
             "speedup_vs_fp32_eager": results["fp32-eager"]["seconds"] / run["seconds"],

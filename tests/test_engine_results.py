@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from jcs.engine.profiles import get_profile, run_fields
 from jcs.engine.results import (COMMON_KEYS, SCHEMA, SCHEMA_VERSION, TRAIN_KEYS, finished,
                                 load_result, load_results, predictions_dir, result_path,
                                 write_result)
@@ -30,8 +31,32 @@ def test_write_then_load_roundtrip(tmp_path):
     loaded = load_result(path)
     assert loaded["path"] == str(path) and loaded["name"] == "jcs-seg"
     assert not list(path.parent.glob(".*.tmp"))
-    assert finished(path, "abc") and not finished(path, "other")
-    assert not finished(tmp_path / "missing.json", "abc")
+    assert not finished(path, {"profile": {}}, "segmentation")  # no config stored
+    assert not finished(tmp_path / "missing.json", {"profile": {}}, "segmentation")
+
+
+def test_finished_ignores_fields_that_cannot_change_the_run(tmp_path):
+    """A results file written with the whole profile (before configs were trimmed) stays current
+    for a segmentation model when only the classifier's recipe or selection changes."""
+    full = get_profile("cpu").to_dict()
+    del full["description"]
+    config = {"profile": full, "model": "jcs-seg", "seed": 0}
+    path = write_result(result_path(tmp_path, "cpu", "table5", "jcs-seg"), _result(config=config))
+    new = get_profile("cpu", {"val_metric": "auc", "cls.epochs": 3}).to_dict()
+    assert finished(path, {**config, "profile": run_fields(new, "segmentation")}, "segmentation")
+    changed = get_profile("cpu", {"seg.epochs": 3}).to_dict()
+    assert not finished(path, {**config, "profile": run_fields(changed, "segmentation")},
+                        "segmentation")
+    cls = {**config, "model": "jcs-classifier"}
+    path = write_result(result_path(tmp_path, "cpu", "classification", "c"), _result(config=cls))
+    assert not finished(path, {**cls, "profile": run_fields(new, "classification")},
+                        "classification")
+    assert finished(path, {**cls, "profile": run_fields(changed, "classification")},
+                    "classification")
+    assert "val_metric" not in run_fields(full, "segmentation")
+    assert "seg" not in run_fields(full, "classification")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        run_fields(full, "table4")
 
 
 def test_load_results_sorted_and_filtered(tmp_path):

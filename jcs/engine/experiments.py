@@ -31,7 +31,7 @@ from jcs.metrics import classification_metrics, patient_threshold_scale, thresho
 
 from .datasets import PatientSlices, evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
-from .profiles import Profile, config_hash, get_profile
+from .profiles import Profile, config_hash, get_profile, run_fields
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
@@ -134,11 +134,10 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     cls = load_result(classifier_result)
     name = cls["name"]
     path = result_path(results_dir, prof.name, "table4", name, seed)
-    config = {"kind": "patients", "profile": {k: v for k, v in prof.to_dict().items()
-                                              if k != "description"},
+    config = {"kind": "patients", "profile": run_fields(prof.to_dict(), "patients"),
               "classifier": name, "classifier_config_hash": cls["config_hash"], "seed": seed}
     chash = config_hash(config)
-    if skip_finished and finished(path, chash):
+    if skip_finished and finished(path, config, "patients"):
         return load_result(path)
     started = now_iso()
     device = select_device(prof.device)

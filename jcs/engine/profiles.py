@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 __all__ = ["Recipe", "Profile", "PROFILES", "get_profile", "list_profiles", "valid_keys",
-           "config_hash"]
+           "config_hash", "run_fields"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ class Profile:
     classifier: str = "jcs-classifier"  # model of the classification experiments
     cam_loss_weight: float = 1.0  # pixel-supervised classifier: CE + w·ActivationMapLoss
     cam_loss_mode: str = "dice"
-    val_metric: str = "auc"  # classifier checkpoint selection on the validation split
+    # classifier checkpoint selection on the validation split: "accuracy" at P(COVID-19) >= 0.5,
+    # the threshold of the patient rule, or "auc". AUC ignores calibration: in our first cpu run
+    # it picked an epoch (val AUC 0.75) whose every probability was below 0.5 (accuracy 0.49)
+    val_metric: str = "accuracy"
     bn_recalibration: int = 256  # re-estimate BN statistics on this many training images, 0 = off
     joint_classifier: str = "pixel"  # trained classifier seeding jcs-joint: "pixel" or "image"
     patient_thresholds: Tuple[float, ...] = (15, 20, 25, 30)  # paper Table IV (~1 mm slices)
@@ -132,7 +135,8 @@ batch 1 → 8 (7 iterations per epoch on the 50 MedSeg training slices), lr 2.5e
 (from scratch, see the module docstring; ≈ √8 × the batch-1 from-scratch rate 7e-5), 40 epochs
 (280 iterations, vs 3,000 in the paper), warm-up 200 → 14 iterations (the same ~5% share of the
 schedule as the paper's 200 of 3,000). Classification: 224², SGD momentum 0.9,
-batch 64, lr 0.1·64/256 = 0.025, 30 epochs ÷10 every 10, keeping the best validation AUC.
+batch 64, lr 0.1·64/256 = 0.025, 30 epochs ÷10 every 10, keeping the epoch of best validation
+accuracy (the committed H100 run kept the best validation AUC, the default then).
 Checkpoints every 10 epochs (a 118 M-parameter joint checkpoint with Adam state is ~1.4 GB).
 Measured on one H100 80GB (2026-11-26, ``scripts/gpu_reproduce.py``): 502 s for all 11 models,
 from 22 s (U-Net) to 83 s (EGNet) of training each; ``results/gpu/run_log.json``. BN
@@ -155,7 +159,7 @@ in about 2 hours on this project's 2-core AVX-512/AMX CPU (bf16 autocast + chann
 Scaling: segmentation 512² → 256², batch 1 → 2 (25 iterations per epoch), Adam lr 2e-4 (from
 scratch), poly 0.9 with a 10-iteration warm-up, 14 epochs (350 iterations); metrics on the
 512² masks. Classification 224² → 192², batch 256 → 32 (14 iterations per epoch, 15 with the
-MedSeg slices), SGD lr 0.1·32/256 = 0.0125, 16 epochs ÷10 after 12, best validation AUC; BN
+MedSeg slices), SGD lr 0.1·32/256 = 0.0125, 16 epochs ÷10 after 12, best validation accuracy; BN
 statistics re-estimated on 128 training images before each validation (``bn_recalibration``).
 
 Measured training steps (2 cores, bf16 + channels-last, batch 2 at 256², min / median of 4
@@ -294,6 +298,29 @@ def _validate(profile: Profile) -> None:
         for fname in ("size", "epochs", "batch_size"):
             if getattr(recipe, fname) < 1:
                 raise ValueError(f"{part}.{fname} must be >= 1, got {getattr(recipe, fname)}")
+
+
+# Profile fields that cannot change a run of each kind: left out of its stored config, so that
+# e.g. a new classifier recipe does not send every segmentation model back to training.
+_PATIENT_FIELDS = ("patient_thresholds", "paper_slice_mm", "patient_max_slices")
+_NOT_FOR = {
+    "segmentation": ("description", "cls", "cam_loss_weight", "cam_loss_mode", "val_metric")
+                    + _PATIENT_FIELDS,
+    "classification": ("description", "seg", "seg_eval_size", "joint_classifier")
+                      + _PATIENT_FIELDS,
+    # Table IV: the classifier's own config hash stands for its recipe
+    "patients": ("description", "seg", "cls", "seg_eval_size", "joint_classifier",
+                 "cam_loss_weight", "cam_loss_mode", "val_metric"),
+}
+
+
+def run_fields(profile: Mapping[str, Any], kind: str) -> Dict[str, Any]:
+    """The fields of a profile dict (:meth:`Profile.to_dict`) that can change a run of ``kind``
+    ("segmentation", "classification" or "patients"): what a results file's ``config`` keeps and
+    what decides whether a finished run is current."""
+    if kind not in _NOT_FOR:
+        raise ValueError(f"kind must be one of {', '.join(_NOT_FOR)}, got {kind!r}")
+    return {k: v for k, v in profile.items() if k not in _NOT_FOR[kind]}
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

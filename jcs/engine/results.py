@@ -12,8 +12,9 @@ files (Table IV) add :data:`PATIENT_KEYS`.
 * ``loss``: ``epoch`` (mean training loss per epoch), ``iteration`` / ``iteration_loss``
   (subsampled), ``lr`` (per epoch, at its first iteration), ``val`` (classifier: per-epoch
   validation metrics), ``best_epoch``.
-* ``config`` (the full profile + model, options, dataset, seed) and ``config_hash`` (sha256 of
-  ``config``; a finished run is recognised by it).
+* ``config`` (the profile fields that can change the run, :func:`~jcs.engine.profiles.run_fields`,
+  + model, options, dataset, seed) and ``config_hash`` (sha256 of ``config``); a finished run
+  is recognised by its config (:func:`finished`).
 * ``data``: dataset, split names, sha256 of every data file read, manifest check.
 * ``timing``: ``train_s``, ``eval_s``, ``started``, ``finished`` (UTC ISO 8601);
   ``memory``: peak bytes and what was measured; ``environment``: git SHA + dirty flag, package
@@ -26,6 +27,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
+
+from .profiles import config_hash, run_fields
 
 SCHEMA = "jcs-result"
 SCHEMA_VERSION = 1
@@ -114,12 +117,16 @@ def load_results(results_dir: PathLike = "results", profile: Optional[str] = Non
     return sorted(results, key=lambda r: (r["profile"], r["experiment"], r["name"], r["seed"]))
 
 
-def finished(path: PathLike, config_hash: str) -> bool:
-    """True when ``path`` holds a valid result made with the config of hash ``config_hash``."""
+def finished(path: PathLike, config: Dict[str, Any], kind: str) -> bool:
+    """True when ``path`` holds a valid result of a run of ``kind`` (see
+    :func:`~jcs.engine.profiles.run_fields`) whose config equals ``config`` in everything that
+    can change that run (files written before configs were trimmed to those fields count too)."""
     path = Path(path)
     if not path.is_file():
         return False
     try:
-        return load_result(path)["config_hash"] == config_hash
-    except (ValueError, KeyError):
+        stored = dict(load_result(path)["config"])
+        stored["profile"] = run_fields(stored["profile"], kind)
+    except (ValueError, KeyError, TypeError):
         return False
+    return config_hash(stored) == config_hash(config)

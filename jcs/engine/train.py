@@ -33,7 +33,7 @@ from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
 from .evaluate import run_evaluation
-from .profiles import Profile, Recipe, config_hash, get_profile
+from .profiles import Profile, Recipe, config_hash, get_profile, run_fields
 from .provenance import device_info, git_state, now_iso, package_versions, peak_memory, reset_peak_memory
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
@@ -192,14 +192,14 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")
     dataset_name = "custom" if isinstance(dataset, Mapping) else dataset or DEFAULT_DATASET[task]
     options = model_options(model_name, prof, initialised=init_from is not None)
-    config = {"profile": {k: v for k, v in prof.to_dict().items() if k != "description"},
+    config = {"profile": run_fields(prof.to_dict(), task),
               "model": model_name, "model_options": options, "name": name,
               "experiment": experiment, "dataset": dataset_name, "seed": seed,
               "pixel_supervised": pixel_supervised, "initialised": init_from is not None,
               "precision": precision, "channels_last": channels_last,
               "device_type": device.type}
     chash = config_hash(config)
-    if skip_finished and finished(paths.result, chash):
+    if skip_finished and finished(paths.result, config, task):
         return load_result(paths.result)
 
     if device.type == "cuda":
