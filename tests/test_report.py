@@ -105,16 +105,17 @@ def test_profiles_table_puts_every_profile_beside_the_paper(tmp_path):
     _fake(tmp_path, "cpu", "table7", "unet", metrics=_seg_metrics(0.5))
     _fake(tmp_path, "smoke", "table7", "unet", metrics=_seg_metrics(0.1))
     df = report.profiles_table(tmp_path)
-    assert [c for c in df.columns if c[0] == "Dice"] == [("Dice", "paper"), ("Dice", "gpu"),
-                                                         ("Dice", "cpu")]  # smoke left out
+    assert [c[1] for c in df.columns if c[0] == "Dice"] == ["paper", "ours, gpu",
+                                                            "ours, cpu"]  # smoke left out
     row = df.loc[("V", "4: jcs-seg")]
-    assert (row[("Dice", "paper")], row[("Dice", "gpu")], row[("Dice", "cpu")]) == (0.775, 0.7, 0.6)
+    assert (row[("Dice", "paper")], row[("Dice", "ours, gpu")], row[("Dice", "ours, cpu")]) == (
+        0.775, 0.7, 0.6)
     unet = df.loc[("VII", "U-Net")]
-    assert math.isnan(unet[("Dice", "gpu")]) and unet[("IoU", "cpu")] == 0.5
+    assert math.isnan(unet[("Dice", "ours, gpu")]) and unet[("IoU", "ours, cpu")] == 0.5
     assert unet[("E-measure", "paper")] == paper.TABLE7.lookup("method", "U-Net")["emeasure"]
     assert len(df) == 9 and df.attrs["notes"][0].startswith("gpu: profile gpu")
     assert list(report.profiles_table(tmp_path, ["smoke"]).columns.get_level_values(1)[:2]) == [
-        "paper", "smoke"]
+        "paper", "ours, smoke"]
 
 
 def test_missing_runs_are_blank_and_noted(tmp_path):

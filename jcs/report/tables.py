@@ -247,7 +247,7 @@ def profiles_table(results_dir: PathLike = "results",
                                       ("E-measure", "emeasure", "e_mean")):
             record[(label, "paper")] = paper_row[paper_key]
             for profile in profiles:
-                record[(label, profile)] = _metric(runs[profile].get(spec, []), key)[0]
+                record[(label, f"ours, {profile}")] = _metric(runs[profile].get(spec, []), key)[0]
         records.append(record)
     df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(
         [(table, label) for table, label, _, _ in specs], names=["Table", "model"]))
