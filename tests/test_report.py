@@ -255,3 +255,19 @@ def test_dataset_tables(data_dir):
     scanners = report.scanner_table(data_dir)
     assert scanners[scanners["source"].str.startswith("paper")]["cases"].sum() == 400
     assert np.isfinite(report.ucsd_demographics(data_dir)["age"]).sum() > 10
+
+
+def test_activation_maps_come_from_the_best_profile_that_has_them(tmp_path):
+    from jcs.report.figures import _activation_profile
+
+    for profile in ("gpu", "cpu"):
+        for name in ("jcs-classifier", "jcs-classifier-pixel"):
+            _fake(tmp_path, profile, "classification", name, task="classification")
+    slices = [{"name": "slice_a"}]
+    assert _activation_profile(tmp_path, "auto", slices, tmp_path / "runs", 0) == "gpu"  # none
+    for name in ("jcs-classifier", "jcs-classifier-pixel"):
+        folder = tmp_path / "cpu" / "classification" / f"{name}_cams"
+        folder.mkdir()
+        (folder / "slice_a.png").write_bytes(b"")
+    assert _activation_profile(tmp_path, "auto", slices, tmp_path / "runs", 0) == "cpu"
+    assert _activation_profile(tmp_path, "gpu", slices, tmp_path / "runs", 0) == "gpu"

@@ -12,7 +12,8 @@ from jcs import paper
 from jcs.data import SegmentationSlices, dataset_path, read_mask, read_slice
 from jcs.metrics import roc_curve
 
-from .results import REPO_ROOT, load_runs, load_selected, resolve_profile, run_label
+from .results import (REPO_ROOT, available_profiles, load_runs, load_selected, resolve_profile,
+                      run_label)
 from .tables import CLASSIFIERS, DICE_BINS, JCS_RUN, TABLE7_RUNS, _per_image, dice_by_area
 
 __all__ = ["plot_roc", "plot_loss_curves", "plot_qualitative", "plot_dice_histogram",
@@ -261,6 +262,28 @@ def export_activation_maps(results_dir: PathLike = "results", profile: str = "au
     return folders
 
 
+def _maps_available(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
+                    runs_dir: Optional[PathLike]) -> bool:
+    folder = _saved_cams_dir(result)
+    return (find_checkpoint(result, runs_dir) is not None
+            or all((folder / f"{s['name']}.png").is_file() for s in slices))
+
+
+def _activation_profile(results_dir: PathLike, profile: str, slices: Sequence[Dict[str, Any]],
+                        runs_dir: Optional[PathLike], seed: int) -> str:
+    """``profile``, or for ``"auto"`` the best profile whose classifiers have checkpoints or
+    saved maps (the ``gpu`` results may have neither while ``cpu`` has both)."""
+    if profile != "auto":
+        return profile
+    names = [name for name, _ in CLASSIFIERS]
+    found = available_profiles(results_dir, ["classification"])
+    for candidate in found:
+        runs = load_runs(results_dir, candidate, "classification", names, [seed], required=False)
+        if runs and all(_maps_available(rs[0], slices, runs_dir) for rs in runs.values()):
+            return candidate
+    return resolve_profile(results_dir, profile, ["classification"])
+
+
 def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
                          slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
                          runs_dir: Optional[PathLike] = None, device: str = "cpu", seed: int = 0):
@@ -269,14 +292,14 @@ def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto
     :func:`activation_map_slices`; MedSeg slices with their lesion outline in white).
     The classifiers are loaded from their checkpoints (``runs/``, see :func:`find_checkpoint`),
     else the maps saved by :func:`export_activation_maps` are shown; FileNotFoundError when
-    neither exists."""
+    neither exists. ``profile="auto"``: the best profile that has maps to show."""
     plt = _plt()
     from jcs.explain import overlay
 
-    profile = resolve_profile(results_dir, profile, ["classification"])
+    slices = activation_map_slices(slices) if isinstance(slices, str) else slices
+    profile = _activation_profile(results_dir, profile, slices, runs_dir, seed)
     names = [name for name, _ in CLASSIFIERS]
     runs = load_runs(results_dir, profile, "classification", names, [seed])
-    slices = activation_map_slices(slices) if isinstance(slices, str) else slices
     columns = [(name, _activation_maps(results[0], slices, runs_dir, device))
                for name, results in runs.items()]
     descriptions = dict(CLASSIFIERS)
