@@ -171,7 +171,12 @@ batch 32, 192²): 2.9 / 4.1 s. Real runs with other jobs on the CPU (load ≈ 2)
 epoch (16 epochs: Dice 0.69, mean E-measure 0.87), the classifier 71 s per epoch.
 Expected for one seed: segmentation 14 × (25 × 10.2 s + ~30 s checkpoints/BN/data) ≈ 66 min,
 classifiers 2 × 16 × 50–71 s ≈ 27–38 min, Table IV ≈ 1 min, evaluation ≈ 3 min: about 1.6 hours
-on an idle machine, 2–2.5 hours when other work shares the two cores.""",
+on an idle machine, 2–2.5 hours when other work shares the two cores.
+Measured (seed 0, 2026-11-26, ``results/cpu``; train + evaluation): classifiers 24.7 and 18.9 min
+(the test suite shared the CPU for part of both), Table IV 1 min for both, jcs-seg-base 9.6,
+jcs-seg-efm 11.2, jcs-seg-aff 11.9, jcs-seg 12.9 min (1.6–2.2 s per iteration, slower than the
+sizing measurement): the four Table V models and the classifiers took 1.5 hours, so the whole
+seed takes an estimated 2.5–3 hours, more than planned.""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
