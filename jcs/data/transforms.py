@@ -63,10 +63,7 @@ def resize_center_crop_batch(slices: torch.Tensor, size: int = 224) -> torch.Ten
 def normalize(gray: torch.Tensor) -> torch.Tensor:
     """H×W (or 1×H×W) gray values in [0, 255] -> 3×H×W float32, ImageNet mean/std per channel
     (gray replicated to RGB; jcs_official.md §4.4 "normalisation", §4.1 "input")."""
-    gray = gray.reshape(gray.shape[-2:]).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (gray.expand(3, -1, -1) - mean) / std
+    return normalize_batch(gray.reshape(1, 1, *gray.shape[-2:]))[0]
 
 
 def resize_gray(slice_uint8: np.ndarray, size: int) -> torch.Tensor:
