@@ -1,6 +1,7 @@
 """Shared pytest fixtures. Keep this file small; add fixtures for other modules below."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smoke_results(tmp_path_factory, data_dir) -> Path:
     """A results folder of the smoke profile made by the engine on the real data (every
-    experiment, seed 0, plus seed 1 of ``table5/jcs-seg-base`` so that a table has a std);
-    checkpoints under ``<tmp>/runs``. Takes a few minutes; set ``JCS_SMOKE_RESULTS`` to the
-    results folder of an earlier smoke run to reuse it while developing."""
+    experiment, seed 0, plus seed 1 of ``table5/jcs-seg-base`` so that a table has a std). Its
+    checkpoints are deleted once it is built: no test reads them, and they take GBs. Takes a
+    few minutes; set ``JCS_SMOKE_RESULTS`` to the results folder of an earlier smoke run to
+    reuse it while developing."""
     from jcs.engine import reproduce
 
     if os.environ.get("JCS_SMOKE_RESULTS"):
@@ -38,6 +40,7 @@ def smoke_results(tmp_path_factory, data_dir) -> Path:
     reproduce("smoke", results_dir=results, runs_dir=runs, data_root=data_dir, quiet=True)
     reproduce("smoke", results_dir=results, runs_dir=runs, data_root=data_dir, quiet=True,
               seeds=[1], only=["table5/jcs-seg-base"])
+    shutil.rmtree(runs)  # ~2.5 GB of model.pt files (EGNet alone 0.4 GB) that no test reads
     return results
 
 
