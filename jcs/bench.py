@@ -261,7 +261,7 @@ def synthetic_volume(n_slices: int, size: int, seed: int = 0):
 def patient_run(n_slices: int, size: int, device: torch.device, precision: str, *,
                 classifier_model: str = "jcs-classifier", cls_size: int = 224, seg_size: int = 512,
                 positive_fraction: float = PATIENT_POSITIVE_FRACTION,
-                batch_size: int = 16, seg_batch_size: int = 4) -> Dict[str, Any]:
+                batch_size: int = 16, seg_batch_size: Optional[int] = None) -> Dict[str, Any]:
     """End-to-end :class:`~jcs.diagnosis.DiagnosisPipeline` run on a synthetic volume with the
     first ``positive_fraction`` of the slices (evenly spread) declared positive, timed warm (a
     service that diagnoses one patient after another). The warm-up run before it is the same
@@ -286,7 +286,8 @@ def patient_run(n_slices: int, size: int, device: torch.device, precision: str, 
     return {"n_slices": n_slices, "slice_size": size, "classifier": classifier_model,
             "classifier_size": cls_size, "segmenter": "jcs-seg", "segmenter_size": seg_size,
             "n_segmented": len(set(positives) | {t["index"] for t in summary["top_slices"]}),
-            "precision": pipeline.precision, "timings_s": summary["timings_s"],
+            "precision": pipeline.precision, "batch_size": batch_size,
+            "seg_batch_size": summary["seg_batch_size"], "timings_s": summary["timings_s"],
             "seconds": summary["timings_s"]["total"], "warmup_slices": warm_n,
             "cold_seconds": warm["timings_s"]["total"] if warm_n == n_slices else None,
             "threads": torch.get_num_threads() if device.type == "cpu" else None,

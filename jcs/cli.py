@@ -376,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice-threshold", type=float, default=0.5, help="P(COVID-19) of a positive slice")
     p.add_argument("--top-k", type=int, default=6, help="slices shown with Grad-CAM and lesion masks")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seg-batch-size", type=int, default=4)
+    p.add_argument("--seg-batch-size", type=int, default=None,
+                   help="slices per segmenter call (default: 1 on the CPU, 4 on CUDA)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "bf16-true"),
                    help="bf16 = autocast, bf16-true = bf16 weights; auto = bf16-true where native")

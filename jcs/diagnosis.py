@@ -73,7 +73,9 @@ class DiagnosisConfig:
     else 224 / 512). ``threshold``: T of the patient rule, carried to the volume by
     ``threshold_scaling`` ("auto", "thickness", "count" or "none", see the module docstring).
     ``precision``: "auto" (bf16-true where native), "fp32", "bf16" (autocast)
-    or "bf16-true" (bf16 weights; :mod:`jcs.inference`). ``segment_top_k``: also segment the top-k slices when they
+    or "bf16-true" (bf16 weights; :mod:`jcs.inference`). ``seg_batch_size``: slices per segmenter
+    call; ``None`` = 1 on the CPU (larger batches run slower per slice there: ``results/bench``),
+    4 on CUDA. ``segment_top_k``: also segment the top-k slices when they
     are not positive (so every shown slice has a mask; their lesions do not count in the volume)."""
 
     classifier_model: str = "jcs-classifier"
@@ -89,7 +91,7 @@ class DiagnosisConfig:
     top_k: int = 6
     segment_top_k: bool = True
     batch_size: int = 16
-    seg_batch_size: int = 4
+    seg_batch_size: Optional[int] = None
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
@@ -257,7 +259,7 @@ class DiagnosisPipeline:
                                                  channels_last=config.channels_last)
         self.segmenter = None
         self.segmenter_info: Dict[str, Any] = {"name": None}
-        self.seg_size = None
+        self.seg_size = self.seg_batch_size = None
         if config.segment:
             segmenter, self.segmenter_info = load_model(config.segmenter_model, config.segmenter)
             if getattr(segmenter, "features_layer", None) is not None:
@@ -266,6 +268,7 @@ class DiagnosisPipeline:
             if self.segmenter_info["random_init"]:
                 self.warnings.append(RANDOM_WEIGHTS_WARNING.format(what="SEGMENTER", flag="segmenter"))
             self.seg_size = int(config.seg_size or self.segmenter_info["input_size"] or 512)
+            self.seg_batch_size = max(config.seg_batch_size or (4 if self.device.type == "cuda" else 1), 1)
             self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
                                                     channels_last=config.channels_last)
 
@@ -289,7 +292,7 @@ class DiagnosisPipeline:
             return {}
         height, width = gray.shape[1:]
         masks = predict(self.segmenter, torch.from_numpy(gray[list(indices)]),
-                        max(self.config.seg_batch_size, 1), device=self.device,
+                        self.seg_batch_size, device=self.device,
                         precision=self.precision, channels_last=self.config.channels_last,
                         transform=lambda batch: to_network_input_batch(batch, self.seg_size),
                         output=lambda p: F.interpolate(p.float(), size=(height, width), mode="bilinear",
@@ -425,6 +428,7 @@ class DiagnosisPipeline:
             "device": str(self.device),
             "precision": self.precision,
             "batch_size": cfg.batch_size,
+            "seg_batch_size": self.seg_batch_size,
             "top_slices": [{"index": i, "slice_id": volume.slice_ids[i], "probability": float(probs[i]),
                             "positive": bool(preds[i])} for i in top],
             "lesion": lesion,
