@@ -11,7 +11,7 @@ import torchvision
 
 from jcs.models import (CheckpointError, JCSClassifier, JCSJoint, JCSSeg, Res2Net, create_model,
                         list_models, model_arguments, save_checkpoint)
-from jcs.models.jcs_seg import AFF, EFM, PlainContext, PlainFusion
+from jcs.models.jcs_seg import AFF, EFM, PlainContext, PlainFusion, SqueezeExcite
 
 
 def n_params(module: nn.Module) -> int:
@@ -161,6 +161,19 @@ def test_seg_strides(seg):
         feats = seg.encode(torch.randn(1, 3, 64, 64))
     assert [f.shape[1:] for f in feats] == [(64, 64, 64), (128, 32, 32), (256, 16, 16),
                                             (512, 8, 8), (512, 8, 8), (512, 4, 4)]
+
+
+def test_squeeze_excite_is_mean_pool_mlp():
+    """SE = x · sigmoid(fc2(relu(fc1(mean over H, W)))) in fp32, and in bf16 channels-last (the
+    pooling is an avg_pool2d for speed; it must stay the spatial mean)."""
+    torch.manual_seed(0)
+    se = SqueezeExcite(16, 4)
+    x = torch.randn(2, 16, 9, 7)
+    weight = torch.sigmoid(se.fc2(torch.relu(se.fc1(x.mean(dim=(2, 3))))))
+    torch.testing.assert_close(se(x), x * weight[:, :, None, None], rtol=0, atol=1e-6)
+    fast = se.to(torch.bfloat16)
+    x16 = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x16).float(), x * weight[:, :, None, None], rtol=0.02, atol=0.02)
 
 
 def test_seg_bf16_channels_last(seg):
