@@ -175,8 +175,9 @@ on an idle machine, 2–2.5 hours when other work shares the two cores.
 Measured (seed 0, 2026-11-26, ``results/cpu``; train + evaluation): classifiers 24.7 and 18.9 min
 (the test suite shared the CPU for part of both), Table IV 1 min for both, jcs-seg-base 9.6,
 jcs-seg-efm 11.2, jcs-seg-aff 11.9, jcs-seg 12.9 min (1.6–2.2 s per iteration, slower than the
-sizing measurement): the four Table V models and the classifiers took 1.5 hours, so the whole
-seed takes an estimated 2.5–3 hours, more than planned.""",
+sizing measurement); jcs-joint 13.2 min (2026-11-26); unet 12.3, dss 9.8, poolnet 9.8, egnet
+20.8 min (2026-11-27, training only, idle machine). The whole seed: 2.6 hours of training, more
+than the 2 hours planned.""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
