@@ -15,7 +15,9 @@ random weights). Half of the slices are declared positive, as in the two COVID-1
 COVID-CT-MD (80/148 and 68/133 infected slices). The paper reports about 22 s per ~300-slice
 patient on an RTX 2080Ti (PAPER.md). The model compute of that patient in fp32 eager is projected
 from the per-slice numbers (running it would take half an hour on 2 cores), beside the same
-projection for the optimised path.
+projection for the optimised path. On the CPU the patient runs a second time with the segmenter
+at the ``cpu`` profile's training size (256²): what ``jcs diagnose`` costs with the checkpoints
+that profile makes (it segments at the checkpoint's training size).
 
 The patient is timed warm, after a warm-up run (see :func:`patient_run`). Times are medians
 over ``repeats`` timed runs after one warm-up (default: 2 below 384², 1 at the
@@ -385,6 +387,16 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
         if run["cold_seconds"] is not None:
             result["patients"].append({**result["patients"][0], "what": what + " (first call)",
                                        "seconds": run["cold_seconds"]})
+        if dev.type == "cpu" and not quick:  # what `jcs diagnose` costs with the cpu profile's models
+            from jcs.engine import get_profile
+
+            seg_size = get_profile("cpu").seg.size
+            log(f"[bench] patient: {n} slices of {size}², segmenter at {seg_size}² (profile cpu)")
+            small = patient_run(n, size, dev, opt, seg_size=seg_size)
+            result["patient_cpu_profile"] = small
+            result["patients"].append({**result["patients"][0], "seconds": small["seconds"],
+                                       "what": what + f" (warm; segmenter at {seg_size}², as trained "
+                                               "by the cpu profile)"})
     result["targets"] = targets(result, quick)
     path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick)
     path.parent.mkdir(parents=True, exist_ok=True)
