@@ -77,8 +77,9 @@ class DiagnosisConfig:
     or "bf16-true" (bf16 weights; :mod:`jcs.inference`). ``seg_batch_size``: slices per segmenter
     call; ``None`` = 1 on the CPU (larger batches run slower per slice there: ``results/bench``),
     4 on CUDA. ``keep_freed_memory``: on the CPU, let the process heap keep freed activation
-    buffers (:func:`jcs.inference.keep_freed_memory`, process-wide; ~20% faster). ``segment_top_k``: also segment the top-k slices when they
-    are not positive (so every shown slice has a mask; their lesions do not count in the volume)."""
+    buffers (:func:`jcs.inference.keep_freed_memory`, process-wide; ~20% faster).
+    ``segment_top_k``: also segment the top-k slices when they are not positive (so every shown
+    slice has a mask; their lesions do not count in the volume)."""
 
     classifier_model: str = "jcs-classifier"
     classifier: Optional[PathLike] = None

@@ -201,8 +201,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
 
 
 def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
-    """Make glibc's malloc keep freed blocks of up to ``limit_bytes`` in the process heap instead
-    of handing them back to the OS (``mallopt`` of ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``).
+    """Make glibc's malloc serve blocks of up to ``limit_bytes`` from the process heap and never
+    hand freed heap memory back to the OS (``mallopt``: ``M_MMAP_THRESHOLD = limit_bytes``,
+    ``M_TRIM_THRESHOLD = -1``, i.e. no trimming).
 
     CPU inference frees and allocates the same activation buffers (hundreds of MB per 512² JCS
     slice) again for every slice; by default each new buffer is fresh memory that page-faults
