@@ -255,6 +255,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import torch
+
+    from jcs.engine.quantize import quantize_checkpoint
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} not found; train a segmentation model first "
+                        "(`jcs train --model jcs-seg --dataset medseg --profile P`)")
+    check_dataset(args.dataset)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        report = quantize_checkpoint(checkpoint, args.out, dataset=args.dataset,
+                                     calibration_slices=args.calibration_slices, size=args.size,
+                                     check=not args.no_check, max_images=args.max_images,
+                                     report=args.report, data_root=args.data_dir, quiet=args.quiet)
+    except ImportError as error:
+        raise UserError(str(error)) from error
+    print(f"int8 program: {args.out} ({report['model']}, {report['input_size']}², calibrated on "
+          f"{len(report['calibration']['names'])} {args.dataset} training slices in "
+          f"{report['quantise_s']:.0f} s)")
+    check = report.get("check")
+    if check:
+        for kind, metrics in check["metrics"].items():
+            print(f"  {kind:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
+                  f"  ({check['eval_seconds_per_slice'][kind]:.2f} s/slice)")
+        print(f"  Dice change per image: mean {check['dice_change']['mean']:+.4f}, "
+              f"worst {check['dice_change']['min']:+.4f} ({check['n_images']} test slices)")
+    print(f"report: {report['report']}")
+    return 0
+
+
 def cmd_flops(args: argparse.Namespace) -> int:
     from jcs.bench import count_flops, parameter_count
     from jcs.models import list_models
@@ -361,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", metavar="CKPT", help="trained classifier (without: random weights, "
                                                         "meaningless result)")
     p.add_argument("--classifier-model", default="jcs-classifier")
-    p.add_argument("--segmenter", metavar="CKPT", help="trained segmenter (without: random weights)")
+    p.add_argument("--segmenter", metavar="CKPT", help="trained segmenter (without: random weights), "
+                                                       "or its int8 .pt2 from `jcs quantize` (CPU)")
     p.add_argument("--segmenter-model", default="jcs-seg")
     p.add_argument("--no-segment", action="store_true", help="classification and Grad-CAM only")
     p.add_argument("--size", type=int, help="classifier input (default: checkpoint's, else 224)")
@@ -394,6 +428,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-patient", action="store_true", help="skip the 300-slice patient run")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "quantize", help="int8 copy of a segmentation checkpoint for faster CPU diagnosis",
+        description="Post-training static int8 quantisation (torchao PT2E, x86 CPUs) of a "
+                    "segmentation checkpoint, calibrated on training slices of DATASET, checked "
+                    "against the original on its test split. Use the .pt2 with `jcs diagnose "
+                    "--segmenter OUT.pt2`.")
+    p.add_argument("checkpoint", help="model.pt of a segmentation model written by `jcs train`")
+    p.add_argument("--out", required=True, help="int8 program to write (.pt2)")
+    p.add_argument("--dataset", default="medseg", help="calibration (train) and check (test) data")
+    p.add_argument("--calibration-slices", type=int, default=16)
+    p.add_argument("--size", type=int, help="input size (default: the checkpoint's training size)")
+    p.add_argument("--no-check", action="store_true", help="skip the test-split comparison")
+    p.add_argument("--max-images", type=int, help="compare on the first N test slices only")
+    p.add_argument("--report", metavar="FILE", help="report JSON (default: OUT with .json)")
+    p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("flops", help="parameters and GFLOPs per image of each model")
     p.add_argument("--models", nargs="+")

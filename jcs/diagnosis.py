@@ -56,6 +56,7 @@ from jcs.inference import (keep_freed_memory, optimize_for_inference, predict, r
 from jcs.metrics import patient_positive, patient_threshold_scale
 from jcs.models import create_model
 from jcs.models.weights import load_checkpoint, read_checkpoint
+from jcs.quantization import is_int8_file, load_int8
 
 PathLike = Union[str, Path]
 
@@ -78,6 +79,8 @@ class DiagnosisConfig:
     call; ``None`` = 1 on the CPU (larger batches run slower per slice there: ``results/bench``),
     4 on CUDA. ``keep_freed_memory``: on the CPU, let the process heap keep freed activation
     buffers (:func:`jcs.inference.keep_freed_memory`, process-wide; ~20% faster).
+    ``segmenter``: a ``.pt`` checkpoint, or a ``.pt2`` int8 program of ``jcs quantize``
+    (:mod:`jcs.quantization`; CPU only, at the size it was quantised for, 1 slice per call).
     ``segment_top_k``: also segment the top-k slices when they are not positive (so every shown
     slice has a mask; their lesions do not count in the volume)."""
 
@@ -266,7 +269,10 @@ class DiagnosisPipeline:
         self.segmenter = None
         self.segmenter_info: Dict[str, Any] = {"name": None}
         self.seg_size = self.seg_batch_size = None
-        if config.segment:
+        self.seg_precision = self.precision
+        if config.segment and is_int8_file(config.segmenter):
+            self._load_int8_segmenter(config)
+        elif config.segment:
             segmenter, self.segmenter_info = load_model(config.segmenter_model, config.segmenter)
             if getattr(segmenter, "features_layer", None) is not None:
                 raise ValueError(f"{self.segmenter_info['name']!r} is a classifier, not a segmentation "
@@ -277,6 +283,27 @@ class DiagnosisPipeline:
             self.seg_batch_size = max(config.seg_batch_size or (4 if self.device.type == "cuda" else 1), 1)
             self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
                                                     channels_last=config.channels_last)
+
+    def _load_int8_segmenter(self, config: DiagnosisConfig) -> None:
+        """An int8 program of ``jcs quantize`` as the segmenter (CPU only), compiled here on a
+        blank slice so that the first patient does not pay for it (``compile_s`` in its info)."""
+        if self.device.type != "cpu":
+            raise ValueError(f"{config.segmenter} is an int8 program (x86 CPU only) but the device is "
+                             f"{self.device}; pass --device cpu, or the .pt checkpoint it was made from")
+        segmenter = load_int8(config.segmenter)
+        self.seg_size = segmenter.input_size
+        if config.seg_size not in (None, self.seg_size):
+            raise ValueError(f"{config.segmenter} was quantised for {self.seg_size}² inputs; drop "
+                             f"--seg-size {config.seg_size} or quantise again with --size")
+        start = time.perf_counter()
+        with torch.inference_mode():
+            segmenter(torch.zeros(1, 3, self.seg_size, self.seg_size))
+        meta = segmenter.metadata
+        self.segmenter_info = {"name": meta.get("model"), "checkpoint": str(config.segmenter),
+                               "random_init": False, "input_size": self.seg_size, "int8": True,
+                               "quantised_from": meta.get("checkpoint"),
+                               "compile_s": round(time.perf_counter() - start, 1)}
+        self.segmenter, self.seg_precision, self.seg_batch_size = segmenter, "fp32", 1
 
     # -- stages ----------------------------------------------------------------------------------
     def classify(self, gray: np.ndarray) -> np.ndarray:
@@ -299,7 +326,7 @@ class DiagnosisPipeline:
         height, width = gray.shape[1:]
         masks = predict(self.segmenter, torch.from_numpy(gray[list(indices)]),
                         self.seg_batch_size, device=self.device,
-                        precision=self.precision, channels_last=self.config.channels_last,
+                        precision=self.seg_precision, channels_last=self.config.channels_last,
                         transform=lambda batch: to_network_input_batch(batch, self.seg_size),
                         output=lambda p: F.interpolate(p.float(), size=(height, width), mode="bilinear",
                                                        align_corners=False)[:, 0] >= 0.5)
@@ -433,6 +460,7 @@ class DiagnosisPipeline:
                        "segmenter": {**self.segmenter_info, "input_size": self.seg_size}},
             "device": str(self.device),
             "precision": self.precision,
+            "segmenter_precision": "int8" if self.segmenter_info.get("int8") else self.seg_precision,
             "batch_size": cfg.batch_size,
             "seg_batch_size": self.seg_batch_size,
             "kept_freed_memory": self.kept_freed_memory,
