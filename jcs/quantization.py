@@ -104,8 +104,8 @@ def is_int8_file(path: Optional[PathLike]) -> bool:
 class Int8Segmenter(nn.Module):
     """A quantised segmenter read by :func:`load_int8`: call it like the original model on
     N×3×S×S inputs (any dtype and layout; N slices run one at a time) and get N×1×S×S float32
-    probabilities (inference tensors: no gradients). Runs under bf16 autocast (the non-quantised ops in bf16, as Inductor's
-    int8-mixed-bf16 recipe). CPU only."""
+    probabilities (inference tensors: no gradients). Runs under bf16 autocast (the
+    non-quantised ops in bf16: Inductor's int8-mixed-bf16 recipe). CPU only."""
 
     def __init__(self, program: torch.export.ExportedProgram, metadata: Dict[str, Any],
                  compile: bool = True):

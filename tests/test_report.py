@@ -173,26 +173,32 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
     bench = {"quick": False, "device": {"type": "cuda", "name": "Test GPU"},
              "patients": [{"what": "classification of all slices + segmentation of 150",
                            "slices": 300, "seconds": 12.0, "slice_size": 512}],
-             "patient": {"n_slices": 300, "n_segmented": 150,
+             "patient": {"n_slices": 300, "n_segmented": 150, "precision": "bf16-true",
                          "timings_s": {"read": 0.5, "classify": 3.0, "total": 12.0}},
+             "patient_int8": {"n_slices": 300, "n_segmented": 150, "segmenter_precision": "int8",
+                              "segmenter_size": 512, "timings_s": {"segment": 4.0, "total": 9.0}},
              "models": {"jcs-seg": {"parameters": 42_501_423, "sizes": {"512": {
                  "gflops_per_image": 486.0, "train_fp32": {"images_per_s": 10.0},
                  "train_optimised": {"images_per_s": 20.0},
                  "inference": {"fp32-eager": {"per_slice_s": 0.01, "peak_memory_bytes": 2**30},
                                "optimised-bf16": {"per_slice_s": 0.004}}}}}}}
     (tmp_path / "bench").mkdir()
+    bench["patients"].append({**bench["patients"][0], "what": "int8 segmenter", "seconds": 9.0})
     (tmp_path / "bench" / "host-gpu.json").write_text(json.dumps(bench))
     runtime = report.runtime_table(tmp_path)
-    assert list(runtime["seconds per patient"]) == [22.0, 12.0]
+    assert list(runtime["seconds per patient"]) == [22.0, 12.0, 9.0]
+    # two rows of one bench file share their index label: each keeps its own numbers
+    assert list(report.format_table(runtime)["seconds per patient"]) == ["22.0", "12.0", "9.0"]
     assert runtime.loc["paper", "slices per patient"] == 300
-    assert "12.0 s per 300 slices" in runtime.attrs["fastest"]
+    assert "9.0 s per 300 slices" in runtime.attrs["fastest"]
     assert "Test GPU" in runtime.attrs["fastest"]
     models = report.bench_models(tmp_path)
     row = models.loc[("host-gpu", "jcs-seg", 512)]
     assert (row["params (M)"], row["inference ms optimised"], row["peak MB"]) == \
         (pytest.approx(42.501423), pytest.approx(4.0), 1024)
     stages = report.patient_stages(tmp_path)
-    assert stages.loc["host-gpu", "classify (s)"] == 3.0
+    assert stages.loc["host-gpu, segmenter bf16-true, 512²", "classify (s)"] == 3.0
+    assert stages.loc["host-gpu, segmenter int8, 512²", "segment (s)"] == 4.0
     with pytest.raises(FileNotFoundError, match="make bench"):
         report.bench_models(tmp_path / "elsewhere")
 

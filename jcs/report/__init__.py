@@ -14,7 +14,7 @@ from .format import format_table, show, table_view
 from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, hardware_label,
                       load_runs, load_selected, provenance_table, resolve_profile, seed_stats,
                       training_minutes, training_profile)
-from .runtime import bench_models, patient_stages, runtime_table
+from .runtime import bench_models, int8_check, patient_stages, runtime_table
 from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
                      infnet_comparison, profiles_table, segmentation_metrics, table4,
                      table4_patients, table5, table6, table7)
@@ -24,7 +24,7 @@ __all__ = [
     "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",
     "data_composition", "dice_by_area", "dice_distribution", "dice_summary",
     "export_activation_maps", "find_checkpoint", "format_table", "gain", "hardware_label",
-    "infnet_comparison", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
+    "infnet_comparison", "int8_check", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
     "plot_dice_histogram", "plot_example_slices", "plot_loss_curves", "plot_qualitative",
     "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scanner_table",

@@ -57,12 +57,11 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None,
         top = col[0] if isinstance(col, tuple) else col
         mode = "plain" if top in plain else ("percent" if percent else "decimal")
         values = []
-        for idx in df.index:
-            text = _number(df.at[idx, col], mode, digits)
-            if col in std_of:
-                std = df.at[idx, std_of[col]]
-                if _is_number(std) and not math.isnan(float(std)) and text != "—":
-                    text += f" ± {_number(std, mode, digits)}"
+        stds = df[std_of[col]].tolist() if col in std_of else [None] * len(df)
+        for value, std in zip(df[col].tolist(), stds):  # by position: index labels may repeat
+            text = _number(value, mode, digits)
+            if _is_number(std) and not math.isnan(float(std)) and text != "—":
+                text += f" ± {_number(std, mode, digits)}"
             values.append(text)
         out[col] = values
     return out

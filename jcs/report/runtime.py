@@ -14,7 +14,7 @@ from jcs import paper
 
 from .results import PROFILE_ORDER, available_profiles, hardware_label, load_runs
 
-__all__ = ["runtime_table", "bench_models", "patient_stages"]
+__all__ = ["runtime_table", "bench_models", "patient_stages", "int8_check"]
 
 PathLike = Union[str, Path]
 
@@ -171,15 +171,20 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
 
 
 def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
-    """Seconds per stage of the benchmarked patient run of each ``jcs bench`` file (read,
-    classify, segment, explain, write, total; :class:`jcs.diagnosis.DiagnosisPipeline`)."""
+    """Seconds per stage of the benchmarked patient runs of each ``jcs bench`` file (read,
+    classify, segment, explain, write, total; :class:`jcs.diagnosis.DiagnosisPipeline`): the
+    default one and, where measured, the segmenter at the cpu profile's size and in int8."""
     rows = {}
     for data in _bench_files(results_dir):
-        patient = data.get("patient") or {}
-        if patient.get("timings_s"):
-            rows[_bench_label(data)] = {"slices": patient.get("n_slices"),
-                                        "segmented": patient.get("n_segmented"),
-                                        **{f"{k} (s)": v for k, v in patient["timings_s"].items()}}
+        for key in ("patient", "patient_cpu_profile", "patient_int8"):
+            patient = data.get(key) or {}
+            if not patient.get("timings_s"):
+                continue
+            segmenter = (f"{patient.get('segmenter_precision') or patient.get('precision')}, "
+                         f"{patient.get('segmenter_size', 512)}²")
+            rows[f"{_bench_label(data)}, segmenter {segmenter}"] = {
+                "slices": patient.get("n_slices"), "segmented": patient.get("n_segmented"),
+                **{f"{k} (s)": v for k, v in patient["timings_s"].items()}}
     if not rows:
         raise FileNotFoundError(f"no benchmarked patient in {Path(results_dir) / 'bench'}; run "
                                 "`make bench` (jcs bench) to measure this machine")
@@ -191,8 +196,53 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
         "ours": "a synthetic volume, half of its slices declared positive, random weights",
         "definitions": {"read": "reading the volume",
                         "classify": "every slice, Res2Net-101 at 224²",
-                        "segment": "the positive slices, JCS segmentation at 512²",
+                        "segment": "the positive slices, JCS segmentation (precision and "
+                                   "input size in the row name; int8: `jcs quantize`)",
                         "explain": "Grad-CAM of the top slices", "write": "the report folder"},
         "notes": [], "source": "jcs.report.patient_stages", "api": "api-runtime",
+    })
+    return df
+
+
+def int8_check(results_dir: PathLike = "results") -> pd.DataFrame:
+    """Accuracy and speed of each int8 segmenter of ``jcs quantize`` beside the checkpoint it was
+    made from, on the same test slices (``<results_dir>/<profile>/int8/<model>.json``, written by
+    :func:`jcs.engine.quantize.quantize_checkpoint`)."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("*/int8/*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        check = data.get("check")
+        if data.get("schema") != "jcs-int8-report" or not check:
+            continue
+        profile = path.parent.parent.name
+        for variant, metrics in check["metrics"].items():
+            precision = check["original_precision"] if variant == "original" else "int8"
+            rows.append({"profile": profile, "model": data["model"], "precision": precision,
+                         "input": f"{data['input_size']}²", "test slices": check["n_images"],
+                         **{k.replace("_", " "): v for k, v in metrics.items()},
+                         "s per slice": check["eval_seconds_per_slice"][variant],
+                         "threads": data["device"].get("torch_threads")})
+    if not rows:
+        raise FileNotFoundError(f"no int8 report under {Path(results_dir)}/<profile>/int8/; make one "
+                                "with `jcs quantize CKPT --out X.pt2 --report "
+                                "results/<profile>/int8/<model>.json`")
+    df = pd.DataFrame(rows).set_index(["profile", "model", "precision"])
+    summaries = []
+    for (profile, model), group in df.groupby(level=["profile", "model"], sort=False):
+        original, int8 = group.iloc[0], group.iloc[-1]
+        summaries.append(f"{model} ({profile}, {original['input']}): Dice {int8['dice']:.3f} in int8 "
+                         f"against {original['dice']:.3f} in {group.index[0][2]} on "
+                         f"{int8['test slices']} test slices, "
+                         f"{original['s per slice'] / int8['s per slice']:.1f}x faster per slice")
+    df.attrs.update({
+        "summary": "; ".join(summaries),
+        "title": "int8 segmenter against its original (jcs quantize)", "percent": False,
+        "digits": 3, "plain": ["input", "test slices", "threads"], "seeds_note": False,
+        "ours": "the same checkpoint, as `jcs diagnose` runs it (bf16 where native) and as the "
+                "int8 program calibrated on 16 training slices, on the same MedSeg test slices "
+                "(masks at 512²)",
+        "definitions": {"s per slice": "evaluation time per slice, model and metrics, 1 slice "
+                                       "per call, on the CPU (int8 after its compilation)"},
+        "notes": [], "source": "jcs.report.int8_check", "api": "api-runtime",
     })
     return df
