@@ -2,8 +2,8 @@
 calibrated on training slices of its dataset and checked against the original on the test split.
 
 The report (JSON, beside the ``.pt2`` file or where asked) gives the Dice / IoU / E-measure of the
-original checkpoint (bf16 where native, as ``jcs diagnose`` runs it) and of the int8 copy on the
-same slices, the per-image Dice change, the time per slice of each, and the provenance."""
+original checkpoint (bf16 autocast where native, as the tables evaluate it) and of the int8 copy
+on the same slices, the per-image Dice change, the time per slice of each, and the provenance."""
 from __future__ import annotations
 
 import time
@@ -87,10 +87,10 @@ def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "
 def compare_on_test(checkpoint: PathLike, program: PathLike, dataset: str, size: int,
                     max_images: Optional[int], data_root: Optional[PathLike],
                     quiet: bool) -> Dict[str, Any]:
-    """Metrics of the original checkpoint (precision auto) and of the int8 program on the test
-    split of ``dataset`` (masks at 512², as every table), the per-image Dice change, and the
-    evaluation time per slice of each (model and metrics, 1 slice per call; the int8
-    program's compilation is timed apart)."""
+    """Metrics of the original checkpoint (evaluated as every table: bf16 autocast where native)
+    and of the int8 program on the test split of ``dataset`` (masks at 512², as every table),
+    the per-image Dice change, and the evaluation time per slice of each (model and metrics,
+    1 slice per call; the int8 program's compilation is timed apart)."""
     indices = list(range(max_images)) if max_images else None
     test = SegmentationSlices(dataset, "test", size, root=data_root, indices=indices)
     int8 = load_int8(program)

@@ -238,8 +238,8 @@ def int8_check(results_dir: PathLike = "results") -> pd.DataFrame:
         "summary": "; ".join(summaries),
         "title": "int8 segmenter against its original (jcs quantize)", "percent": False,
         "digits": 3, "plain": ["input", "test slices", "threads"], "seeds_note": False,
-        "ours": "the same checkpoint, as `jcs diagnose` runs it (bf16 where native) and as the "
-                "int8 program calibrated on 16 training slices, on the same MedSeg test slices "
+        "ours": "the same checkpoint, as the tables evaluate it (bf16 autocast where native) and "
+                "as the int8 program calibrated on 16 training slices, on the same test slices "
                 "(masks at 512²)",
         "definitions": {"s per slice": "evaluation time per slice, model and metrics, 1 slice "
                                        "per call, on the CPU (int8 after its compilation)"},
