@@ -103,15 +103,19 @@ def test_profiles_table_puts_every_profile_beside_the_paper(tmp_path):
     _fake(tmp_path, "gpu", "table5", "jcs-seg", metrics=_seg_metrics(0.7))
     _fake(tmp_path, "cpu", "table5", "jcs-seg", metrics=_seg_metrics(0.6))
     _fake(tmp_path, "cpu", "table7", "unet", metrics=_seg_metrics(0.5))
+    _fake(tmp_path, "cpu", "table7", "unet", seed=1, metrics=_seg_metrics(0.3))
     _fake(tmp_path, "smoke", "table7", "unet", metrics=_seg_metrics(0.1))
     df = report.profiles_table(tmp_path)
-    assert [c[1] for c in df.columns if c[0] == "Dice"] == ["paper", "ours, gpu",
-                                                            "ours, cpu"]  # smoke left out
+    assert [c[1] for c in df.columns if c[0] == "Dice"] == [
+        "paper", "ours, gpu", "ours, gpu std", "ours, cpu", "ours, cpu std"]  # smoke left out
+    text = report.format_table(df)
+    assert text.loc[("VII", "U-Net"), ("Dice", "ours, cpu")] == "40.0 ± 14.1"
+    assert text.loc[("V", "4: jcs-seg"), ("Dice", "ours, cpu")] == "60.0"  # one seed: no std
     row = df.loc[("V", "4: jcs-seg")]
     assert (row[("Dice", "paper")], row[("Dice", "ours, gpu")], row[("Dice", "ours, cpu")]) == (
         0.775, 0.7, 0.6)
     unet = df.loc[("VII", "U-Net")]
-    assert math.isnan(unet[("Dice", "ours, gpu")]) and unet[("IoU", "ours, cpu")] == 0.5
+    assert math.isnan(unet[("Dice", "ours, gpu")]) and unet[("IoU", "ours, cpu")] == pytest.approx(0.4)
     assert unet[("E-measure", "paper")] == paper.TABLE7.lookup("method", "U-Net")["emeasure"]
     assert len(df) == 9 and df.attrs["notes"][0].startswith("gpu: profile gpu")
     assert list(report.profiles_table(tmp_path, ["smoke"]).columns.get_level_values(1)[:2]) == [

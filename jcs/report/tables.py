@@ -229,8 +229,8 @@ def _profile_rows() -> List[Tuple[str, str, Tuple[str, str], Dict[str, Any]]]:
 def profiles_table(results_dir: PathLike = "results",
                    profiles: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Tables V–VII in one: the paper's Dice, IoU and E-measure beside each profile we ran
-    (default: every profile with segmentation results but ``smoke``, best first), mean over
-    seeds. Each profile is its own recipe and hardware (the notes say which)."""
+    (default: every profile with segmentation results but ``smoke``, best first), mean and
+    std over seeds. Each profile is its own recipe and hardware (the notes say which)."""
     experiments = ["table5", "table6", "table7"]
     if profiles is None:
         found = available_profiles(results_dir, experiments)
@@ -247,7 +247,9 @@ def profiles_table(results_dir: PathLike = "results",
                                       ("E-measure", "emeasure", "e_mean")):
             record[(label, "paper")] = paper_row[paper_key]
             for profile in profiles:
-                record[(label, f"ours, {profile}")] = _metric(runs[profile].get(spec, []), key)[0]
+                mean, std, _ = _metric(runs[profile].get(spec, []), key)
+                record[(label, f"ours, {profile}")] = mean
+                record[(label, f"ours, {profile} std")] = std
         records.append(record)
     df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(
         [(table, label) for table, label, _, _ in specs], names=["Table", "model"]))
