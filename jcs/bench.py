@@ -50,6 +50,7 @@ import torch.nn as nn
 from jcs.inference import (bf16_supported, inference_context, optimize_for_inference, prepare_input,
                            resolve_device, synchronize)
 from jcs.models import create_model, list_models
+from jcs.quantization import int8_available
 
 PAPER_PATIENT_SECONDS = 22.0  # PAPER.md: ~22 s per ~300-slice patient, RTX 2080Ti
 PATIENT_SLICES = 300
@@ -417,15 +418,6 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
     path.write_text(json.dumps(result, indent=2) + "\n")
     result["path"] = str(path)
     return result
-
-
-def int8_available() -> bool:
-    """Whether int8 segmenters can be made here (torchao installed, oneDNN present)."""
-    try:
-        import torchao  # noqa: F401
-    except ImportError:
-        return False
-    return torch.backends.mkldnn.is_available()
 
 
 def random_int8_segmenter(path: Path, size: int, calibration_slices: int = 4) -> Path:

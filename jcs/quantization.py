@@ -42,6 +42,20 @@ def _torchao_pt2e():
     return prepare_pt2e, convert_pt2e, x86
 
 
+def torchao_version() -> Optional[str]:
+    """The installed torchao's version, or None without it."""
+    try:
+        import torchao
+    except ImportError:
+        return None
+    return torchao.__version__
+
+
+def int8_available() -> bool:
+    """Whether int8 segmenters can be made and run here (torchao installed, oneDNN present)."""
+    return torchao_version() is not None and torch.backends.mkldnn.is_available()
+
+
 def _check_cpu() -> None:
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("int8 inference needs PyTorch's oneDNN (x86 CPU) backend, which this "

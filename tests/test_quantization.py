@@ -16,7 +16,8 @@ from jcs.data import SegmentationSlices  # noqa: E402
 from jcs.engine import train  # noqa: E402
 from jcs.engine.evaluate import load_trained_model  # noqa: E402
 from jcs.engine.quantize import quantize_checkpoint  # noqa: E402
-from jcs.quantization import is_int8_file, load_int8, quantize_int8, save_int8  # noqa: E402
+from jcs.quantization import (int8_available, is_int8_file, load_int8, quantize_int8,  # noqa: E402
+                              save_int8, torchao_version)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("int8")]
 SIZE = 128  # the smoke profile's segmentation size
@@ -42,7 +43,8 @@ def test_report_compares_int8_with_the_original(quantised):
     stored = json.loads(program.with_suffix(".json").read_text())
     assert stored["schema"] == "jcs-int8-report" and stored["model"] == "jcs-seg"
     assert stored["input_size"] == SIZE and len(stored["calibration"]["names"]) == 2
-    assert stored["checkpoint_sha256"] and stored["git"]["sha"] and stored["versions"]["torchao"]
+    assert stored["checkpoint_sha256"] and stored["git"]["sha"]
+    assert stored["versions"]["torchao"] == torchao_version() and int8_available()
     check = stored["check"]
     assert check["n_images"] == 2 and set(check["metrics"]) == {"original", "int8"}
     for metrics in check["metrics"].values():

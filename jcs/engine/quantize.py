@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jcs.data import SegmentationSlices
-from jcs.quantization import load_int8, quantize_int8, save_int8
+from jcs.quantization import load_int8, quantize_int8, save_int8, torchao_version
 
 from .datasets import evenly_spaced, item_names, task_of
 from .evaluate import evaluate, load_trained_model
@@ -26,14 +26,6 @@ from .runtime import quiet_default
 PathLike = Union[str, Path]
 REPORT_SCHEMA = "jcs-int8-report"
 COMPARED = ("dice", "iou", "e_mean", "sensitivity", "specificity")
-
-
-def _torchao_version() -> Optional[str]:
-    try:
-        import torchao
-    except ImportError:
-        return None
-    return torchao.__version__
 
 
 def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "medseg",
@@ -73,7 +65,7 @@ def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "
         "quantizer": "torchao X86InductorQuantizer, static, per-channel weights; "
                      "int8-mixed-bf16 under torch.compile (freezing)",
         "quantise_s": round(quantise_s, 1), "created": now_iso(), "git": git_state(),
-        "versions": dict(package_versions(), torchao=_torchao_version()),
+        "versions": dict(package_versions(), torchao=torchao_version()),
         "device": device_info(torch.device("cpu")),
     }
     save_int8(program, out, {k: result[k] for k in ("model", "input_size", "checkpoint",
