@@ -4,9 +4,10 @@ system does"; jcs_official.md §4.1), behind ``jcs diagnose PATH --out DIR``.
 Stages (each timed): **read** the volume (:func:`jcs.data.read_volume`: DICOM folder, NIfTI file or
 folder of PNG slices) → **classify** every slice (Resize(256)+CenterCrop(224) scaled to ``size``,
 ImageNet normalisation; P(COVID-19) = softmax class 1) → patient rule → **segment** the positive
-slices (plus the top-k shown in the report) → **lung_mask** → **explain** the top-k slices with
-Grad-CAM on ``layer4`` → **write** the report folder (``slices.csv``, ``summary.json``, ``report.html``,
-``probability.svg``, ``images/*.png``).
+slices (plus the top-k shown in the report) → **explain** the top-k slices with Grad-CAM on
+``layer4`` → wait for the **lung_mask** (computed on the CPU in a background thread from the end
+of *read*, while the models run) → **write** the report folder (``slices.csv``, ``summary.json``,
+``report.html``, ``probability.svg``, ``images/*.png``; the pictures are encoded in parallel).
 
 **Patient-level rule.** A slice is positive when P(COVID-19) ≥ ``slice_threshold`` (0.5, the
 authors' argmax). The patient is positive when MORE than ``T_eff`` slices are positive. The paper's
@@ -35,8 +36,10 @@ import copy
 import csv
 import html
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -132,13 +135,29 @@ def slice_predictions(probabilities: Sequence[float], slice_threshold: float = 0
 # Lung mask
 
 
+def _uint8_to_hu(values: np.ndarray) -> np.ndarray:
+    """float32 HU of 8-bit lung-window values: ``v/255·1500 − 1350`` (see :func:`to_hu`)."""
+    level, width = LUNG_WINDOW
+    return np.asarray(values).astype(np.float32) / 255.0 * width + (level - width / 2.0)
+
+
 def to_hu(volume: Volume) -> np.ndarray:
     """HU array of a volume; 8-bit volumes are mapped back through the lung window
     (``v/255·1500 − 1350``), an approximation clipped to [−1350, 150] HU."""
     if volume.unit == "HU":
         return volume.array.astype(np.float32, copy=False)
-    level, width = LUNG_WINDOW
-    return volume.array.astype(np.float32) / 255.0 * width + (level - width / 2.0)
+    return _uint8_to_hu(volume.array)
+
+
+def air_mask(volume: Volume, threshold: float = -400.0, gray: Optional[np.ndarray] = None) -> np.ndarray:
+    """bool S×H×W: the voxels below ``threshold`` HU. HU volumes are compared directly; 8-bit
+    volumes through a 256-entry table of :func:`to_hu` indexed by their uint8 values (``gray``,
+    default :func:`jcs.data.volume_to_uint8` of the volume): the same mask as
+    ``to_hu(volume) < threshold`` without a float copy of the volume."""
+    if volume.unit == "HU":
+        return volume.array < threshold
+    table = _uint8_to_hu(np.arange(256)) < threshold
+    return table[volume_to_uint8(volume) if gray is None else gray]
 
 
 def _in_plane_structure() -> np.ndarray:
@@ -160,30 +179,58 @@ def _touching_border(mask: np.ndarray) -> np.ndarray:
     return edge[labels]
 
 
-def lung_mask(hu: np.ndarray, threshold: float = -400.0, keep: int = 2,
-              min_fraction: float = 0.1) -> np.ndarray:
-    """Threshold lung segmentation of an S×H×W HU volume (bool S×H×W).
+def _bounding_box(mask: np.ndarray) -> Tuple[slice, ...]:
+    """The smallest box (one slice per axis) holding every True voxel of a non-empty mask."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
 
-    1. air = HU < ``threshold``; 2. per slice, drop the air components touching the image border
-    (outside the body); 3. keep the ``keep`` largest 3-D components of the rest that have at least
-    ``min_fraction`` of the largest one's voxels (both lungs, or one component when the trachea
-    joins them; bowel gas and small pockets are dropped); 4. fill holes per slice (vessels, and
-    lesions surrounded by lung: background not connected to the slice border). Lesions touching
-    the chest wall stay outside the mask, hence :func:`diagnose` reports lesion / (lung ∪ lesion).
-    Each step is one labelling of the whole volume (in-plane connectivity for 2 and 4)."""
+
+def _component_sizes(labels: np.ndarray, count: int, chunk: int = 8) -> np.ndarray:
+    """Voxels per label 1..count, counted ``chunk`` slices at a time (``np.bincount`` holds the
+    GIL: small chunks let :meth:`DiagnosisPipeline.run`'s other thread work meanwhile)."""
+    sizes = np.zeros(count + 1, dtype=np.int64)
+    for start in range(0, labels.shape[0], chunk):
+        sizes += np.bincount(labels[start:start + chunk].ravel(), minlength=count + 1)
+    return sizes[1:]
+
+
+def lungs_from_air(air: np.ndarray, keep: int = 2, min_fraction: float = 0.1) -> np.ndarray:
+    """Threshold lung segmentation from the air mask of an S×H×W volume (bool S×H×W).
+
+    1. per slice, drop the air components touching the image border (outside the body); 2. keep
+    the ``keep`` largest 3-D components of the rest that have at least ``min_fraction`` of the
+    largest one's voxels (both lungs, or one component when the trachea joins them; bowel gas and
+    small pockets are dropped); 3. fill holes per slice (vessels, and lesions surrounded by lung:
+    background not connected to the slice border). Lesions touching the chest wall stay outside
+    the mask, hence :func:`diagnose` reports lesion / (lung ∪ lesion).
+
+    Steps 2 and 3 work inside the bounding box of the air left by step 1, which gives the same
+    mask as on the whole volume: outside a rectangle holding every lung pixel, the background
+    is connected to the slice border, so a background pixel on the box's edge is too."""
     from scipy import ndimage
 
-    air = np.asarray(hu) < threshold
     inside = air & ~_touching_border(air)
-    labels, count = ndimage.label(inside)
-    if count == 0:
-        return inside
-    sizes = np.bincount(labels[inside], minlength=count + 1)[1:]
+    lungs = np.zeros_like(inside)
+    if not inside.any():
+        return lungs
+    box = _bounding_box(inside)
+    labels, count = ndimage.label(inside[box])
+    sizes = _component_sizes(labels, count)
     order = np.argsort(sizes)[::-1][:keep]
     kept = np.zeros(count + 1, dtype=bool)
     kept[[index + 1 for index in order if sizes[index] >= min_fraction * sizes[order[0]]]] = True
-    lungs = kept[labels]
-    return ~_touching_border(~lungs)
+    lungs[box] = ~_touching_border(~kept[labels])
+    return lungs
+
+
+def lung_mask(hu: np.ndarray, threshold: float = -400.0, keep: int = 2,
+              min_fraction: float = 0.1) -> np.ndarray:
+    """Threshold lung segmentation of an S×H×W HU volume (bool S×H×W): the air below
+    ``threshold`` HU given to :func:`lungs_from_air` (see there for the steps)."""
+    return lungs_from_air(np.asarray(hu) < threshold, keep, min_fraction)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,25 +353,27 @@ class DiagnosisPipeline:
         self.segmenter, self.seg_precision, self.seg_batch_size = segmenter, "fp32", 1
 
     # -- stages ----------------------------------------------------------------------------------
-    def classify(self, gray: np.ndarray) -> np.ndarray:
+    # Each stage takes the uint8 S×H×W volume as a NumPy array or a tensor; :meth:`run` passes a
+    # tensor already on the model's device, so the volume crosses the bus once, as 8-bit data.
+    def classify(self, gray: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
         """P(COVID-19) per slice of a uint8 S×H×W volume (float64 S). The slices are resized on
         the model's device (:func:`jcs.data.transforms.resize_center_crop_batch`)."""
         if not len(gray):
             return np.zeros(0)
-        probs = predict(self.classifier, torch.from_numpy(gray), max(self.config.batch_size, 1),
+        probs = predict(self.classifier, torch.as_tensor(gray), max(self.config.batch_size, 1),
                         device=self.device, precision=self.precision,
                         channels_last=self.config.channels_last,
                         transform=lambda batch: resize_center_crop_batch(batch, self.size),
                         output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1])
         return probs.double().numpy()
 
-    def segment(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
+    def segment(self, gray: Union[np.ndarray, torch.Tensor], indices: Sequence[int]) -> Dict[int, np.ndarray]:
         """Lesion masks (bool H×W at the slice's size: probability ≥ 0.5) of the slices
         ``indices``; resizing and thresholding run on the model's device."""
         if self.segmenter is None or not len(indices):
             return {}
         height, width = gray.shape[1:]
-        masks = predict(self.segmenter, torch.from_numpy(gray[list(indices)]),
+        masks = predict(self.segmenter, torch.as_tensor(gray)[list(indices)],
                         self.seg_batch_size, device=self.device,
                         precision=self.seg_precision, channels_last=self.config.channels_last,
                         transform=lambda batch: to_network_input_batch(batch, self.seg_size),
@@ -332,23 +381,36 @@ class DiagnosisPipeline:
                                                        align_corners=False)[:, 0] >= 0.5)
         return {int(i): mask.numpy() for i, mask in zip(indices, masks)}
 
-    def explain(self, gray: np.ndarray, indices: Sequence[int]) -> Dict[int, np.ndarray]:
+    def explain(self, gray: Union[np.ndarray, torch.Tensor], indices: Sequence[int]) -> Dict[int, np.ndarray]:
         """Grad-CAM maps (float32 H×W in [0, 1], on the whole slice) of the slices ``indices``."""
         if not len(indices):
             return {}
         height, width = gray.shape[1:]
-        inputs = resize_center_crop_batch(torch.from_numpy(gray[list(indices)]).to(self.device), self.size)
-        cams = GradCAM(self.explainer)(inputs, class_index=1).cpu()
+        slices = torch.as_tensor(gray)[list(indices)].to(self.device)
+        cams = GradCAM(self.explainer)(resize_center_crop_batch(slices, self.size), class_index=1).cpu()
         return {i: cam_to_slice(cam, height, width, self.size) for i, cam in zip(indices, cams)}
+
+    def lungs(self, volume: Volume, gray: Optional[np.ndarray] = None) -> np.ndarray:
+        """The lung mask of the volume (:func:`air_mask` at ``lung_threshold_hu``, then
+        :func:`lungs_from_air`); CPU work that :meth:`run` does in a background thread."""
+        return lungs_from_air(air_mask(volume, self.config.lung_threshold_hu, gray))
 
     # -- whole run ---------------------------------------------------------------------------------
     def run(self, source: Union[PathLike, Volume], out_dir: PathLike,
             positive_override: Optional[Sequence[int]] = None) -> Dict[str, Any]:
         """Diagnose one volume (a path or a :class:`~jcs.data.Volume`) and write the report to
         ``out_dir``; returns the summary (also written as ``summary.json``).
-        ``positive_override`` (benchmarks only) replaces the set of positive slices."""
+        ``positive_override`` (benchmarks only) replaces the set of positive slices.
+
+        The lung mask (CPU only: SciPy labelling) is computed in a background thread while the
+        models classify, segment and explain; ``timings_s["lung_mask"]`` is the time the run then
+        still waits for it, ``background_s["lung_mask"]`` the thread's own time."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jcs-lungs") as background:
+            return self._run(source, Path(out_dir), positive_override, background)
+
+    def _run(self, source: Union[PathLike, Volume], out_dir: Path,
+             positive_override: Optional[Sequence[int]], background: ThreadPoolExecutor) -> Dict[str, Any]:
         cfg = self.config
-        out_dir = Path(out_dir)
         timings: Dict[str, float] = {}
         start_all = clock = time.perf_counter()
 
@@ -356,8 +418,15 @@ class DiagnosisPipeline:
         gray = volume_to_uint8(volume)
         timings["read"] = time.perf_counter() - clock
 
+        def timed_lungs() -> Tuple[np.ndarray, float]:
+            begin = time.perf_counter()
+            return self.lungs(volume, gray), time.perf_counter() - begin
+
+        lungs_job = background.submit(timed_lungs) if self.segmenter is not None else None
+
         clock = time.perf_counter()
-        probs = self.classify(gray)
+        slices = torch.from_numpy(gray).to(self.device)  # once, as 8-bit data, for every stage
+        probs = self.classify(slices)
         synchronize(self.device)
         timings["classify"] = time.perf_counter() - clock
 
@@ -375,18 +444,19 @@ class DiagnosisPipeline:
 
         clock = time.perf_counter()
         to_segment = sorted(set(positives) | (set(top) if cfg.segment_top_k else set()))
-        masks = self.segment(gray, to_segment)
+        masks = self.segment(slices, to_segment)
         synchronize(self.device)
         timings["segment"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        lungs = lung_mask(to_hu(volume), cfg.lung_threshold_hu) if self.segmenter is not None else None
-        timings["lung_mask"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        cams = self.explain(gray, top)
+        cams = self.explain(slices, top)
         synchronize(self.device)
         timings["explain"] = time.perf_counter() - clock
+        del slices
+
+        clock = time.perf_counter()
+        lungs, lungs_seconds = lungs_job.result() if lungs_job is not None else (None, None)
+        timings["lung_mask"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         summary = self._summary(volume, probs, preds, positive, (t_eff, basis), top, masks, lungs)
@@ -395,6 +465,7 @@ class DiagnosisPipeline:
         timings["write"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - start_all
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        summary["background_s"] = {"lung_mask": None if lungs_seconds is None else round(lungs_seconds, 4)}
         from jcs.engine.provenance import peak_memory  # lazy: avoids importing the engine at import
 
         summary["peak_memory"] = peak_memory(self.device)
@@ -567,17 +638,22 @@ def write_report(out_dir: Path, summary: Dict[str, Any], gray: np.ndarray, slice
     highlight = [t["index"] for t in summary["top_slices"]]
     (out_dir / "probability.svg").write_text(
         probability_svg(probs, summary["rule"]["slice_threshold"], highlight))
+    size = summary["models"]["classifier"]["input_size"]
+    pictures = {  # kind -> picture of slice i; drawn and PNG-encoded in threads (both free the GIL)
+        "ct": lambda i: gray[i],
+        "gradcam": lambda i: cam_overlay(gray[i], cams[i], size),
+        "mask": lambda i: masks[i].astype(np.uint8) * 255,
+        "lesion": lambda i: lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]),
+    }
+    jobs = [(entry, kind, entry["index"]) for entry in summary["top_slices"] for kind in pictures
+            if kind == "ct" or entry["index"] in (cams if kind == "gradcam" else masks)]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        names = list(pool.map(lambda job: _save_png(pictures[job[1]](job[2]),
+                                                    images / f"slice_{job[2]:04d}_{job[1]}.png"), jobs))
     for entry in summary["top_slices"]:
-        i = entry["index"]
-        files = {"ct": _save_png(gray[i], images / f"slice_{i:04d}_ct.png")}
-        if i in cams:
-            files["gradcam"] = _save_png(cam_overlay(gray[i], cams[i], summary["models"]["classifier"]["input_size"]),
-                                         images / f"slice_{i:04d}_gradcam.png")
-        if i in masks:
-            files["mask"] = _save_png(masks[i].astype(np.uint8) * 255, images / f"slice_{i:04d}_mask.png")
-            files["lesion"] = _save_png(lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]),
-                                        images / f"slice_{i:04d}_lesion.png")
-        entry["images"] = {k: f"images/{v}" for k, v in files.items()}
+        entry["images"] = {}
+    for (entry, kind, _), name in zip(jobs, names):
+        entry["images"][kind] = f"images/{name}"
     summary["files"] = {"summary": "summary.json", "slices": "slices.csv", "html": "report.html",
                         "probability_plot": "probability.svg"}
     (out_dir / "report.html").write_text(report_html(summary))

@@ -247,7 +247,9 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
             transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
             output: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
     """Run ``model`` over ``inputs`` (N×C×H×W on the CPU, or raw data that ``transform`` turns
-    into that) in batches of ``batch_size`` and return the stacked outputs on the CPU.
+    into that; a tensor already on ``device`` is not copied) in batches of ``batch_size`` and
+    return the stacked outputs on the CPU (gathered on the device and copied back once, so a GPU
+    never waits for the host between batches).
     ``transform`` runs on the device on each batch (e.g. resizing uint8 slices there: only
     8-bit data cross the bus); ``output`` post-processes each raw output on the device (e.g. a
     softmax or a threshold) before it is gathered; without it, outputs are float32. ``precision``
@@ -262,11 +264,10 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
             if transform is not None:
                 batch = transform(batch)
             result = model(prepare_input(batch, device, precision, channels_last))
-            result = result.float() if output is None else output(result)
-            results.append(result.cpu())
+            results.append(result.float() if output is None else output(result))
     if not results:
         return torch.empty(0)
-    return torch.cat(results)
+    return torch.cat(results).cpu()  # one copy back (and one wait on a GPU) per call
 
 
 def synchronize(device: torch.device) -> None:

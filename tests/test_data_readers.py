@@ -107,6 +107,21 @@ def test_mask_conventions(tmp_path):
     assert jd.read_mask(tmp_path / "rgb.png").tolist() == [[0, 1]]
 
 
+def test_uint8_conversions_equal_the_numpy_formula_bit_for_bit():
+    """window and volume_to_uint8 run as torch ops; half-way values still round to even."""
+    rng = np.random.default_rng(0)
+    hu = np.concatenate([rng.uniform(-1500, 300, 20000).astype(np.float32),
+                         np.float32(-1350.0) + np.arange(0, 1500, 1500 / 510, dtype=np.float32)])
+    scaled = (hu - np.float32(-1350.0)) / np.float32(1500.0) * np.float32(255.0)
+    np.testing.assert_array_equal(jd.window(hu), np.round(np.clip(scaled, 0, 255)).astype(np.uint8))
+    values = np.concatenate([rng.uniform(-10, 270, 20000), np.arange(-2, 258, 0.5)]).astype(np.float32)
+    volume = jd.Volume(values.reshape(1, 1, -1), None, "uint8", "x", ["0"])
+    np.testing.assert_array_equal(jd.volume_to_uint8(volume)[0, 0],
+                                  np.clip(np.round(values), 0, 255).astype(np.uint8))
+    values.flags.writeable = False  # read-only arrays (e.g. memory-mapped) work too
+    assert jd.volume_to_uint8(volume).shape == (1, 1, values.size)
+
+
 def test_window_and_volume_to_uint8():
     hu = np.array([-2000, -1350, -600, 150, 1000], dtype=np.float32)
     assert jd.window(hu).tolist() == [0, 0, 128, 255, 255]  # (-600+1350)/1500*255 = 127.5 -> 128

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from jcs.data import Volume
-from jcs.diagnosis import (DiagnosisPipeline, crop_box, effective_threshold, lung_mask,
-                           slice_predictions, to_hu)
+from jcs.data import read_volume, volume_to_uint8
+from jcs.diagnosis import (DiagnosisPipeline, air_mask, crop_box, effective_threshold, lung_mask,
+                           lungs_from_air, slice_predictions, to_hu)
 from jcs.metrics import threshold_sweep
 
 TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, top_k=3,
@@ -99,6 +100,53 @@ def test_to_hu_inverts_the_lung_window():
     np.testing.assert_allclose(to_hu(volume), [[[-1350.0, 150.0]]])
 
 
+def _lungs_whole_volume(air, keep=2, min_fraction=0.1):
+    """The three steps of lungs_from_air on the whole volume, written out with SciPy: the
+    reference for its bounding-box shortcut."""
+    from scipy import ndimage
+
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+
+    def touching_border(mask):
+        labels, _ = ndimage.label(mask, structure=in_plane)
+        border = np.unique(np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(),
+                                           labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
+        return np.isin(labels, border[border > 0])
+
+    inside = air & ~touching_border(air)
+    labels, count = ndimage.label(inside)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    largest = sorted(range(count), key=lambda k: -sizes[k])[:keep]
+    kept = [k + 1 for k in largest if sizes[k] >= min_fraction * sizes[largest[0]]]
+    return ~touching_border(~np.isin(labels, kept))
+
+
+@pytest.mark.parametrize("patient", ["COVID-19/P001", "dicom/P002"])
+def test_lung_mask_on_real_patients_equals_the_whole_volume_computation(data_dir, patient):
+    volume = read_volume(data_dir / "covid_ct_md_sample" / patient)
+    air = air_mask(volume)
+    lungs = lungs_from_air(air)
+    np.testing.assert_array_equal(lungs, _lungs_whole_volume(air))
+    assert 0.05 < lungs.mean() < 0.3  # two real lungs: a sizeable share of each scan
+
+
+def test_lung_mask_of_a_volume_without_air_inside_the_body_is_empty():
+    hu = np.full((2, 16, 16), -1000.0)  # air everywhere, all of it touching the border
+    assert not lung_mask(hu).any()
+    assert not lung_mask(np.zeros((2, 16, 16))).any()  # no air at all
+
+
+def test_air_mask_of_an_8_bit_volume_equals_thresholding_its_hu():
+    values = np.arange(256, dtype=np.float32).reshape(1, 16, 16)
+    volume = Volume(values, None, "uint8", "x", ["0"])
+    gray = volume_to_uint8(volume)
+    for threshold in (-1350.0, -400.0, -600.0 + 1500.0 * (10 / 255 - 0.5), 150.0, 151.0):
+        np.testing.assert_array_equal(air_mask(volume, threshold, gray), to_hu(volume) < threshold)
+    hu = Volume(np.array([[[-500.0, -400.0, -300.0]]], dtype=np.float32), None, "HU", "x", ["0"])
+    assert air_mask(hu).tolist() == [[[True, False, False]]]
+
+
 def test_crop_box_matches_resize_center_crop():
     # 256² slice at 224: Resize(256) keeps it, CenterCrop(224) starts at 16
     assert crop_box(256, 256, 224) == (16.0, 16.0, 240.0, 240.0)
@@ -149,6 +197,23 @@ def test_diagnose_png_patient(pipeline, data_dir, tmp_path):
     lesion = saved["lesion"]
     assert lesion["lung_volume_ml"] > 1000  # two real lungs (about 6 l)
     assert lesion["percent_of_lung"] is None or 0 <= lesion["percent_of_lung"] <= 100
+
+
+def test_lung_mask_runs_beside_the_models_and_its_errors_reach_the_caller(pipeline, data_dir,
+                                                                          tmp_path, monkeypatch):
+    volume = read_volume(data_dir / "covid_ct_md_sample" / "COVID-19" / "P001")
+    summary = pipeline.run(volume, tmp_path / "ok")
+    assert summary["lesion"]["lung_voxels"] >= int(pipeline.lungs(volume).sum())
+    assert summary["background_s"]["lung_mask"] > 0
+    assert summary["timings_s"]["lung_mask"] <= summary["background_s"]["lung_mask"] + 0.05
+
+    def broken(*args):
+        raise MemoryError("no room for the lung mask")
+
+    monkeypatch.setattr(pipeline, "lungs", broken)
+    with pytest.raises(MemoryError, match="lung mask"):
+        pipeline.run(volume, tmp_path / "broken")
+    assert not (tmp_path / "broken" / "summary.json").exists()
 
 
 def test_diagnose_dicom_patient(pipeline, data_dir, tmp_path):

@@ -178,7 +178,8 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
              "patients": [{"what": "classification of all slices + segmentation of 150",
                            "slices": 300, "seconds": 12.0, "slice_size": 512}],
              "patient": {"n_slices": 300, "n_segmented": 150, "precision": "bf16-true",
-                         "timings_s": {"read": 0.5, "classify": 3.0, "total": 12.0}},
+                         "timings_s": {"read": 0.5, "classify": 3.0, "total": 12.0},
+                         "background_s": {"lung_mask": 1.5}},
              "patient_int8": {"n_slices": 300, "n_segmented": 150, "segmenter_precision": "int8",
                               "segmenter_size": 512, "timings_s": {"segment": 4.0, "total": 9.0}},
              "models": {"jcs-seg": {"parameters": 42_501_423, "sizes": {"512": {
@@ -203,6 +204,7 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
     stages = report.patient_stages(tmp_path)
     assert stages.loc["host-gpu, segmenter bf16-true, 512²", "classify (s)"] == 3.0
     assert stages.loc["host-gpu, segmenter int8, 512²", "segment (s)"] == 4.0
+    assert stages.loc["host-gpu, segmenter bf16-true, 512²", "lung_mask, background (s)"] == 1.5
     with pytest.raises(FileNotFoundError, match="make bench"):
         report.bench_models(tmp_path / "elsewhere")
 

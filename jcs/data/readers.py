@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import (CorruptFileError, DataError, DatasetNotFoundError, EmptyFolderError,
@@ -96,15 +97,24 @@ def window(array: np.ndarray, level: float = -600.0, width: float = 1500.0) -> n
     150 HU -> 255 (the conversion used for the COVID-CT-MD PNG slices).
     """
     low = level - width / 2.0
-    scaled = (np.asarray(array, dtype=np.float32) - low) / width * 255.0
-    return np.round(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+    scaled = (_float32_tensor(array) - low).div_(width).mul_(255.0)
+    return scaled.clamp_(0.0, 255.0).round_().to(torch.uint8).numpy()
+
+
+def _float32_tensor(array: np.ndarray) -> torch.Tensor:
+    """A float32 CPU tensor of ``array`` (sharing its memory where it can). The uint8
+    conversions run as torch ops, on every CPU thread, in the same float32 steps as NumPy
+    (round half to even), so the result is the NumPy one, bit for bit."""
+    array = np.asarray(array, dtype=np.float32)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 def volume_to_uint8(volume: Volume, level: float = -600.0, width: float = 1500.0) -> np.ndarray:
-    """uint8 S×H×W of a volume: HU volumes are windowed, uint8 volumes passed through."""
+    """uint8 S×H×W of a volume: HU volumes are windowed, uint8 volumes rounded and clipped to
+    0..255."""
     if volume.unit == "HU":
         return window(volume.array, level, width)
-    return np.clip(np.round(volume.array), 0, 255).astype(np.uint8)
+    return _float32_tensor(volume.array).round().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def read_pair_list(path: str | Path) -> list[tuple[str, str]]:

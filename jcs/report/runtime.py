@@ -172,7 +172,8 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
 
 def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
     """Seconds per stage of the benchmarked patient runs of each ``jcs bench`` file (read,
-    classify, segment, explain, write, total; :class:`jcs.diagnosis.DiagnosisPipeline`): the
+    classify, segment, explain, lung mask, write, total, and the lung mask's own time in its
+    background thread; :class:`jcs.diagnosis.DiagnosisPipeline`): the
     default one and, where measured, the segmenter at the cpu profile's size and in int8."""
     rows = {}
     for data in _bench_files(results_dir):
@@ -184,7 +185,8 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
                          f"{patient.get('segmenter_size', 512)}²")
             rows[f"{_bench_label(data)}, segmenter {segmenter}"] = {
                 "slices": patient.get("n_slices"), "segmented": patient.get("n_segmented"),
-                **{f"{k} (s)": v for k, v in patient["timings_s"].items()}}
+                **{f"{k} (s)": v for k, v in patient["timings_s"].items()},
+                **{f"{k}, background (s)": v for k, v in (patient.get("background_s") or {}).items()}}
     if not rows:
         raise FileNotFoundError(f"no benchmarked patient in {Path(results_dir) / 'bench'}; run "
                                 "`make bench` (jcs bench) to measure this machine")
@@ -198,7 +200,13 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
                         "classify": "every slice, Res2Net-101 at 224²",
                         "segment": "the positive slices, JCS segmentation (precision and "
                                    "input size in the row name; int8: `jcs quantize`)",
-                        "explain": "Grad-CAM of the top slices", "write": "the report folder"},
+                        "explain": "Grad-CAM of the top slices",
+                        "lung_mask": "the wait for the lung mask, which a background thread "
+                                     "computes on the CPU while the models run (runs before "
+                                     "2026-11-27: computed after segment, on the critical path)",
+                        "lung_mask, background": "the lung mask's own time in that thread "
+                                                 "(not part of the total)",
+                        "write": "the report folder"},
         "notes": [], "source": "jcs.report.patient_stages", "api": "api-runtime",
     })
     return df
