@@ -246,10 +246,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     for name in args.models or ():
         check_model(name)
+    if args.patient_only and args.no_patient:
+        raise UserError("--patient-only and --no-patient leave nothing to measure; drop one of them")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = benchmark(args.models, args.sizes, quick=args.quick, repeats=args.repeats,
-                       device=args.device, patient=not args.no_patient, out=args.out)
+                       device=args.device, patient=not args.no_patient,
+                       per_model=not args.patient_only, out=args.out)
     print(format_table(result))
     print(f"written: {result['path']}")
     return 0
@@ -426,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed runs after one warm-up (default: 2 below 384², 1 above; quick 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-patient", action="store_true", help="skip the 300-slice patient run")
+    p.add_argument("--patient-only", action="store_true",
+                   help="only the patient runs (no per-model timings; minutes, not an hour)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_bench)
 

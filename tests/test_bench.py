@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from jcs.bench import benchmark, format_table, parameter_count
+from jcs.bench import benchmark, format_table, parameter_count, targets
 from jcs.engine.runtime import resolve_precision as engine_precision
 from jcs.inference import (bf16_supported, fold_batchnorm, inference_context, optimize_for_inference,
                            predict, prepare_input, resolve_precision)
@@ -134,8 +134,22 @@ def test_quick_benchmark_writes_valid_json(tmp_path):
     assert set(patient["timings_s"]) >= {"read", "classify", "segment", "explain", "write"}
     assert data["patients"][0]["slices"] == 8  # the list read by jcs.report.runtime_table
     assert set(data["targets"]) == {"jcs_seg_speedup", "patient_time"}
+    assert patient["background_s"]["lung_mask"] > 0
     table = format_table(result)
     assert "jcs-seg" in table and "patient" in table
+
+
+def test_patient_only_benchmark_and_the_gpu_patient_target(tmp_path):
+    result = benchmark(quick=True, per_model=False, out=tmp_path / "p.json", log=lambda _: None)
+    assert result["models"] == {} and result["patient"]["n_slices"] == 8
+    assert result["patient"]["model_compute_projection_s"] is None
+    assert set(result["targets"]) == {"patient_time"}  # no jcs-seg timing, no speed-up target
+    assert result["targets"]["patient_time"]["target"] == 120.0
+    on_gpu = {**result, "device": {"type": "cuda"}}
+    on_gpu["patient"] = {**result["patient"], "seconds": 1.5}
+    assert targets(on_gpu, quick=True)["patient_time"] == {
+        "n_slices": 8, "seconds": 1.5, "segmenter_precision": result["patient"]["segmenter_precision"],
+        "target": 2.0, "met": True}
 
 
 def test_precision_names_shared_by_training_and_inference():

@@ -70,6 +70,7 @@ def test_models_lists_every_model_with_parameters(capsys):
     (["data", "verify", "nope"], "medseg"),
     (["diagnose", "x", "--out", "y", "--classifier-model", "jcs-seg"], "jcs-classifier-res2net50"),
     (["bench", "--models", "resnet"], "unet-bilinear"),
+    (["bench", "--patient-only", "--no-patient"], "drop one of them"),
 ])
 def test_user_errors_exit_2_and_list_valid_names(capsys, argv, expected):
     code, out, err = run(capsys, *argv)

@@ -180,6 +180,8 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
              "patient": {"n_slices": 300, "n_segmented": 150, "precision": "bf16-true",
                          "timings_s": {"read": 0.5, "classify": 3.0, "total": 12.0},
                          "background_s": {"lung_mask": 1.5}},
+             "targets": {"patient_time": {"n_slices": 300, "seconds": 12.0, "target": 2.0,
+                                          "met": False, "segmenter_precision": "bf16-true"}},
              "patient_int8": {"n_slices": 300, "n_segmented": 150, "segmenter_precision": "int8",
                               "segmenter_size": 512, "timings_s": {"segment": 4.0, "total": 9.0}},
              "models": {"jcs-seg": {"parameters": 42_501_423, "sizes": {"512": {
@@ -205,6 +207,13 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
     assert stages.loc["host-gpu, segmenter bf16-true, 512²", "classify (s)"] == 3.0
     assert stages.loc["host-gpu, segmenter int8, 512²", "segment (s)"] == 4.0
     assert stages.loc["host-gpu, segmenter bf16-true, 512²", "lung_mask, background (s)"] == 1.5
+    assert stages.attrs["notes"] == ["host-gpu: an earlier version of the pipeline, timed on its first "
+                                     "call (CUDA start-up and cuDNN autotuning included); it had no "
+                                     "lung-mask stage yet: not comparable with the warm rows."]
+    checks = report.bench_targets(tmp_path)
+    assert checks.loc["host-gpu"].tolist() == ["Test GPU", "300-slice patient, segmenter bf16-true",
+                                               "< 2 s", "12.0 s", "no"]
+    assert checks.attrs["summary"].startswith("0 of 1 checks met; not met: 300-slice patient")
     with pytest.raises(FileNotFoundError, match="make bench"):
         report.bench_models(tmp_path / "elsewhere")
 

@@ -14,7 +14,7 @@ from .format import format_table, show, table_view
 from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, hardware_label,
                       load_runs, load_selected, provenance_table, resolve_profile, seed_stats,
                       training_minutes, training_profile)
-from .runtime import bench_models, int8_check, patient_stages, runtime_table
+from .runtime import bench_models, bench_targets, int8_check, patient_stages, runtime_table
 from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
                      infnet_comparison, profiles_table, segmentation_metrics, table4,
                      table4_patients, table5, table6, table7)
@@ -22,7 +22,7 @@ from .tables import (classification_table, dice_by_area, dice_distribution, dice
 __all__ = [
     "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices", "available_profiles",
     "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",
-    "data_composition", "dice_by_area", "dice_distribution", "dice_summary",
+    "data_composition", "bench_targets", "dice_by_area", "dice_distribution", "dice_summary",
     "export_activation_maps", "find_checkpoint", "format_table", "gain", "hardware_label",
     "infnet_comparison", "int8_check", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
