@@ -7,6 +7,10 @@ after every step packs ``results/gpu`` into ``$OUT/results_gpu.tar.gz`` so whate
 comes back even if the call is cut off. Table IV needs COVID-CT-MD, which the compact data
 bundle leaves out (``scripts/make_gpu_bundle.py``): the CPU profile computes it.
 
+First (unless ``--no-patient-bench``) it times the 300-slice patient with ``jcs bench
+--patient-only`` (about a minute; ``$OUT/bench-patient.json``, for ``results/bench/``): the GPU
+check of the project's 2 s per patient target.
+
 Usage on the device: ``python3 scripts/gpu_reproduce.py --data .gpu/data --budget 480``.
 """
 from __future__ import annotations
@@ -41,6 +45,8 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=["table4"], help="experiments to leave out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="profile overrides")
+    parser.add_argument("--no-patient-bench", action="store_true",
+                        help="skip the patient benchmark that runs before the training")
     args = parser.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "gpu_out"))
     out.mkdir(parents=True, exist_ok=True)
@@ -56,6 +62,20 @@ def main() -> int:
                       "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                       "overrides": overrides}), flush=True)
     log = []
+    if not args.no_patient_bench:
+        from jcs.bench import benchmark
+
+        tic = time.perf_counter()
+        try:
+            bench = benchmark(per_model=False, out=out / "bench-patient.json")
+            entry = {"step": "bench --patient-only", "status": "done",
+                     "patient_seconds": bench["patient"]["seconds"], "targets": bench["targets"]}
+        except Exception:  # the reproduction must still run
+            traceback.print_exc()
+            entry = {"step": "bench --patient-only", "status": "failed"}
+        entry["seconds"] = round(time.perf_counter() - tic, 1)
+        log.append(entry)
+        print(json.dumps(entry), flush=True)
     results_dir = Path(args.results_dir)
     (results_dir / "gpu").mkdir(parents=True, exist_ok=True)
     for step in plan(profile):
