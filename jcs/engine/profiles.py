@@ -178,7 +178,9 @@ jcs-seg-efm 11.2, jcs-seg-aff 11.9, jcs-seg 12.9 min (1.6–2.2 s per iteration,
 sizing measurement); jcs-joint 13.2 min (2026-11-26); unet 12.3, dss 9.8, poolnet 9.8, egnet
 20.8 min (2026-11-27, training only, idle machine). The whole seed: 2.6 hours of training, more
 than the 2 hours planned. Seed 1 (training only, idle machine): jcs-seg-base 8.4, -efm 9.5,
--aff 10.4, jcs-seg 9.3 min; unet 7.2, dss 9.2, poolnet 8.4, egnet 22.3 min.""",
+-aff 10.4, jcs-seg 9.3 min; unet 7.2, dss 9.2, poolnet 8.4, egnet 22.3 min; (2026-11-27, train +
+evaluation, tests sharing the CPU for parts) classifiers 31.9 and 20.7 min, Table IV 0.8 and 0.7
+min, jcs-joint 16.6 min: about 2.6 hours for the whole seed again.""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
