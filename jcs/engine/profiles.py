@@ -180,7 +180,8 @@ sizing measurement); jcs-joint 13.2 min (2026-11-26); unet 12.3, dss 9.8, poolne
 than the 2 hours planned. Seed 1 (training only, idle machine): jcs-seg-base 8.4, -efm 9.5,
 -aff 10.4, jcs-seg 9.3 min; unet 7.2, dss 9.2, poolnet 8.4, egnet 22.3 min; (2026-11-27, train +
 evaluation, tests sharing the CPU for parts) classifiers 31.9 and 20.7 min, Table IV 0.8 and 0.7
-min, jcs-joint 16.6 min: about 2.6 hours for the whole seed again.""",
+min, jcs-joint 16.6 min: about 2.6 hours for the whole seed again. Seed 2 of Table V (training
+only, idle machine): jcs-seg-base 7.4, -efm 7.0, -aff 9.3, jcs-seg 8.1 min.""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
