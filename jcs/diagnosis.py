@@ -639,20 +639,25 @@ def write_report(out_dir: Path, summary: Dict[str, Any], gray: np.ndarray, slice
     (out_dir / "probability.svg").write_text(
         probability_svg(probs, summary["rule"]["slice_threshold"], highlight))
     size = summary["models"]["classifier"]["input_size"]
-    pictures = {  # kind -> picture of slice i; drawn and PNG-encoded in threads (both free the GIL)
-        "ct": lambda i: gray[i],
-        "gradcam": lambda i: cam_overlay(gray[i], cams[i], size),
-        "mask": lambda i: masks[i].astype(np.uint8) * 255,
-        "lesion": lambda i: lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]),
+    pictures = {  # kind -> (picture of slice i, the slices that have one)
+        "ct": (lambda i: gray[i], range(len(gray))),
+        "gradcam": (lambda i: cam_overlay(gray[i], cams[i], size), cams),
+        "mask": (lambda i: masks[i].astype(np.uint8) * 255, masks),
+        "lesion": (lambda i: lesion_overlay(gray[i], masks[i], None if lungs is None else lungs[i]), masks),
     }
-    jobs = [(entry, kind, entry["index"]) for entry in summary["top_slices"] for kind in pictures
-            if kind == "ct" or entry["index"] in (cams if kind == "gradcam" else masks)]
+    jobs = [(entry, kind) for entry in summary["top_slices"] for kind, (_, has) in pictures.items()
+            if entry["index"] in has]
+
+    def save(job: Tuple[Dict[str, Any], str]) -> str:  # drawing and PNG encoding free the GIL
+        entry, kind = job
+        i = entry["index"]
+        return _save_png(pictures[kind][0](i), images / f"slice_{i:04d}_{kind}.png")
+
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        names = list(pool.map(lambda job: _save_png(pictures[job[1]](job[2]),
-                                                    images / f"slice_{job[2]:04d}_{job[1]}.png"), jobs))
+        names = list(pool.map(save, jobs))
     for entry in summary["top_slices"]:
         entry["images"] = {}
-    for (entry, kind, _), name in zip(jobs, names):
+    for (entry, kind), name in zip(jobs, names):
         entry["images"][kind] = f"images/{name}"
     summary["files"] = {"summary": "summary.json", "slices": "slices.csv", "html": "report.html",
                         "probability_plot": "probability.svg"}
