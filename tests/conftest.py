@@ -19,6 +19,18 @@ def data_dir() -> Path:
     return path
 
 
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored after): 2 OpenMP threads on a shared 2-core
+    machine can be 5× slower than one. Modules use it with ``pytest.mark.usefixtures``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # ---------------------------------------------------------------------------------------------
 # Smoke results and executed notebooks (tests/test_report.py, test_notebooks.py, test_book.py).
 # Tests using them carry @pytest.mark.xdist_group("smoke") so that one xdist worker builds them.

@@ -21,12 +21,7 @@ from jcs.models.layers import FrozenBatchNorm2d
 BF16 = bf16_supported(torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise_norms(model):

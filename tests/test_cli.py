@@ -9,18 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from jcs.cli import main
 from jcs.models import list_models
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capsys, *argv):

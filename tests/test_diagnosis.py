@@ -19,13 +19,7 @@ TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, t
             batch_size=32, seg_batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 OpenMP threads on a shared 2-core machine can be 5× slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- rule -------------------------------------------------------------------------------------

@@ -79,8 +79,8 @@ def test_int8_segmenter_refuses_other_sizes_and_devices(quantised):
     assert int8.to(torch.bfloat16, memory_format=torch.channels_last) is int8
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_diagnose_with_an_int8_segmenter(quantised, data_dir, tmp_path, capsys):
-    torch.set_num_threads(1)
     out = tmp_path / "report"
     patient = data_dir / "covid_ct_md_sample" / "COVID-19" / "P002"
     common = [patient, "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
