@@ -18,6 +18,17 @@ NOTEBOOKS = ["dataset", "classification", "ablation", "comparison", "dice_distri
              "summary"]
 
 
+def notebook_path(path, notebooks_dir: Path = ROOT / "notebooks") -> str:
+    """``path`` as the notebooks (run from ``notebooks_dir``) should see it: relative where it
+    can be, so that the rendered parameter cells show ``../results``, not this machine's
+    folders."""
+    path = Path(path).resolve()
+    try:
+        return os.path.relpath(path, notebooks_dir)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
 def execute_notebooks(names, parameters, out_dir: Path,
                       notebooks_dir: Path = ROOT / "notebooks") -> None:
     """Run ``notebooks_dir/<name>.ipynb`` with papermill (working directory ``notebooks_dir``)
@@ -60,7 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--builddir", default=str(ROOT))
     parser.add_argument("--only", nargs="*", default=NOTEBOOKS, help="notebooks to execute")
     args = parser.parse_args(argv)
-    params = {"profile": args.profile, "results_dir": str(Path(args.results_dir).resolve()),
+    params = {"profile": args.profile, "results_dir": notebook_path(args.results_dir),
               "retrain": args.retrain}
     execute_notebooks(args.only, params, ROOT / "book" / "generated")
     build_html(Path(args.builddir))

@@ -51,6 +51,12 @@ def _headings(nb) -> list[str]:
             for line in cell.source.splitlines() if line.startswith("## ")]
 
 
+def test_the_book_shows_results_paths_relative_to_the_notebooks(tmp_path):
+    build_book = _build_book_module()
+    assert build_book.notebook_path(ROOT / "results") == str(Path("..") / "results")
+    assert build_book.notebook_path(tmp_path, notebooks_dir=tmp_path / "notebooks") == ".."
+
+
 def test_every_notebook_is_built_into_the_book():
     names = {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")}
     assert names == set(_build_book_module().NOTEBOOKS) == set(EXPECTED)

@@ -61,11 +61,20 @@ def resolve_profile(results_dir: PathLike, profile: str = "auto",
     return found[0]
 
 
+# Runs in the order of the paper's tables (Tables IV–VII); :func:`load_runs` lists others after.
+RUN_ORDER = ("jcs-classifier", "jcs-classifier-pixel", "jcs-seg-base", "jcs-seg-efm", "jcs-seg-aff",
+             "jcs-seg", "jcs-joint", "unet", "dss", "egnet", "poolnet")
+
+
+def _paper_order(name: str) -> Tuple[int, str]:
+    return (RUN_ORDER.index(name) if name in RUN_ORDER else len(RUN_ORDER), name)
+
+
 def load_runs(results_dir: PathLike, profile: str, experiment: str,
               names: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
               required: bool = True) -> Dict[str, List[Dict[str, Any]]]:
     """``{run name: [result dict per seed]}`` of one experiment, in the order of ``names`` (all
-    runs, sorted, when None); only ``seeds`` when given. A missing run raises
+    runs, in :data:`RUN_ORDER`, when None); only ``seeds`` when given. A missing run raises
     :class:`ResultsNotFoundError` when ``required``, else is left out."""
     results = load_results(results_dir, profile, experiment)
     runs: Dict[str, List[Dict[str, Any]]] = {}
@@ -73,7 +82,7 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
         if seeds is None or result["seed"] in seeds:
             runs.setdefault(result["name"], []).append(result)
     if names is None:
-        return dict(sorted(runs.items()))
+        return {name: runs[name] for name in sorted(runs, key=_paper_order)}
     missing = [n for n in names if n not in runs]
     if missing and required:
         folder = Path(results_dir) / profile / experiment

@@ -291,7 +291,7 @@ def segmentation_metrics(results_dir: PathLike = "results", profile: str = "auto
                          seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
     """Every segmentation metric we compute for every run of ``experiments`` (ours only: the
     paper gives one Dice, IoU and E-measure), as ``(metric, "ours" | "ours std")`` columns and
-    an ``(experiment, run)`` index."""
+    an ``(experiment, run)`` index, runs in the order of the paper's tables."""
     experiments = [experiments] if isinstance(experiments, str) else list(experiments)
     profile = resolve_profile(results_dir, profile, experiments)
     runs = {}
