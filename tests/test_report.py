@@ -161,8 +161,12 @@ def test_table4_reads_the_sweep(tmp_path):
              for t, s in zip(thresholds["scaled"], (1.0, 0.5, 0.5, 0.5))]
     for name in ("jcs-classifier", "jcs-classifier-pixel"):
         _fake(tmp_path, "cpu", "table4", name, kind="patients", classifier={"name": name},
-              patients=patients, sweep=sweep, thresholds=thresholds)
-    df = report.table4(tmp_path, "cpu")
+              patients=patients, sweep=sweep, thresholds=thresholds, data={"dataset": "ctmd"})
+    assert not any("Data:" in note for note in report.table4(tmp_path, "cpu").attrs["notes"])
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
+          data={"splits": {"train": ["a"] * 7}})
+    df = report.table4(tmp_path, "cpu")  # the training notes come from the classifiers' results
+    assert any(note.startswith("Data: 7 UCSD") for note in df.attrs["notes"])
     assert list(df.index) == [15, 20, 25, 30]
     assert list(df[("T", "ours, scaled")]) == [7.5, 10, 12.5, 15]
     assert list(df[("Sensitivity", "paper")]) == [r["sensitivity"] for r in paper.TABLE4.records()]
@@ -211,8 +215,8 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
                                      "call (CUDA start-up and cuDNN autotuning included); it had no "
                                      "lung-mask stage yet: not comparable with the warm rows."]
     checks = report.bench_targets(tmp_path)
-    assert checks.loc["host-gpu"].tolist() == ["Test GPU", "300-slice patient, segmenter bf16-true",
-                                               "< 2 s", "12.0 s", "no"]
+    assert checks.loc["host-gpu"].tolist() == ["300-slice patient, segmenter bf16-true", "12.0 s",
+                                               "< 2 s", "no", "Test GPU"]
     assert checks.attrs["summary"].startswith("0 of 1 checks met; not met: 300-slice patient")
     with pytest.raises(FileNotFoundError, match="make bench"):
         report.bench_models(tmp_path / "elsewhere")

@@ -82,7 +82,7 @@ def differences(runs: Dict[Any, List[Dict[str, Any]]], task: str = "segmentation
     prof = first.get("config", {}).get("profile", {}) or {}
     splits = (first.get("data", {}) or {}).get("splits", {}) or {}
     n_train = len(splits.get("train", []))
-    notes = []
+    notes, size, paper_size = [], None, None
     if not prof.get("pretrained", False):
         notes.append("Trained from scratch: ImageNet weights cannot be downloaded in our build "
                      "environment, while the paper fine-tunes ImageNet-pretrained backbones.")
@@ -101,7 +101,7 @@ def differences(runs: Dict[Any, List[Dict[str, Any]]], task: str = "segmentation
             span = f"{iters[0]:,}" if len(iters) == 1 else f"{iters[0]:,}–{iters[-1]:,}"
             notes.append(f"{span} training iterations of batch {recipe.get('batch_size')} "
                          "instead of about 21,000 at batch 1 (paper) / 60 epochs (authors' code).")
-    else:
+    elif n_train:
         recipe = _recipe(first, "cls")
         negatives = _covid_cs("negative, classification training")
         notes.append(f"Data: {n_train} UCSD COVID-CT training images, cut from figures of papers "
@@ -614,7 +614,9 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
                   f"on {len(patients) - n_pos} patients, so they move in steps of "
                   f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
                   "the paper tests 400 patients."] + list(paper.TABLE4.notes)
-        + differences(runs, "classification"),
+        # how the classifiers were trained: their own results (table4 files only evaluate them)
+        + differences(load_runs(results_dir, profile, "classification", [n for _, n in runs], seeds,
+                                required=False), "classification"),
         "source": "jcs.report.table4", "api": "api-table4", "percent": True, "plain": ["T"],
     })
     return df
