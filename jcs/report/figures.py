@@ -303,18 +303,28 @@ def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto
     columns = [(name, _activation_maps(results[0], slices, runs_dir, device))
                for name, results in runs.items()]
     descriptions = dict(CLASSIFIERS)
-    fig, axes = plt.subplots(1 + len(columns), len(slices),
-                             figsize=(1.75 * len(slices), 1.9 * (1 + len(columns))), squeeze=False)
-    for c, item in enumerate(slices):
-        axes[0, c].imshow(item["image"], cmap="gray")
-        axes[0, c].set_title(f"{item['source']}\n{item['name'][-8:]}", fontsize=7)
+    # slices in blocks of at most ``per_row`` columns (the CT slice above its maps), so that
+    # 8 slices stay readable at the book's width
+    per_row, n_rows = min(len(slices), 4), 1 + len(columns)
+    blocks = -(-len(slices) // per_row)
+    fig, axes = plt.subplots(n_rows * blocks, per_row,
+                             figsize=(1.75 * per_row, 1.9 * n_rows * blocks), squeeze=False)
+    for i, item in enumerate(slices):
+        top, c = n_rows * (i // per_row), i % per_row
+        axes[top, c].imshow(item["image"], cmap="gray")
+        axes[top, c].set_title(f"{item['source']}\n{item['name'][-8:]}", fontsize=7)
         for r, (name, maps) in enumerate(columns, start=1):
-            axes[r, c].imshow(overlay(item["image"], maps[c]))
+            axes[top + r, c].imshow(overlay(item["image"], maps[i]))
             if item["mask"] is not None and item["mask"].any():
-                axes[r, c].contour(item["mask"].astype(float), levels=[0.5], colors=["white"],
-                                   linewidths=0.6)
-    for r, (name, _) in enumerate([("CT slice", None)] + columns):
-        axes[r, 0].set_ylabel(descriptions.get(name, name) if r else name, fontsize=7)
+                axes[top + r, c].contour(item["mask"].astype(float), levels=[0.5],
+                                         colors=["white"], linewidths=0.6)
+    for block in range(blocks):
+        for r, (name, _) in enumerate([("CT slice", None)] + columns):
+            label = descriptions.get(name, name) if r else name
+            axes[n_rows * block + r, 0].set_ylabel(label.replace(" + ", "\n+ "), fontsize=7)
+    for i in range(len(slices), blocks * per_row):  # empty places of the last block
+        for r in range(n_rows):
+            axes[n_rows * (blocks - 1) + r, i % per_row].axis("off")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
