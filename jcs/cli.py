@@ -215,6 +215,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         if path is not None and not Path(path).is_file():
             raise UserError(f"--{flag} {path}: checkpoint not found; check the path (train one with "
                             "`jcs train`)")
+    missing = [path for path in args.paths if not Path(path).exists()]
+    if missing:
+        raise UserError(f"no such volume: {', '.join(missing)} (give DICOM folders, NIfTI files or "
+                        "folders of PNG/JPEG slices)")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DiagnosisConfig(
@@ -223,11 +227,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         size=args.size, seg_size=args.seg_size, threshold=args.threshold,
         threshold_scaling=args.threshold_scaling,
         slice_threshold=args.slice_threshold, top_k=args.top_k, batch_size=args.batch_size,
-        seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision)
+        seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision,
+        compile=args.compile)
     pipeline = DiagnosisPipeline(config)
     for warning in pipeline.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    summary = pipeline.run(args.path, args.out)
+    if len(args.paths) > 1:
+        return _diagnose_many(pipeline, args)
+    summary = pipeline.run(args.paths[0], args.out)
     lesion = summary["lesion"]
     print(f"{summary['diagnosis']}: {summary['n_positive_slices']} of {summary['n_slices']} slices "
           f"positive ({summary['rule']['text']})")
@@ -237,6 +244,22 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     for warning in pipeline.warnings:
         print(f"WARNING: {warning}")
     return 0
+
+
+def _diagnose_many(pipeline, args: argparse.Namespace) -> int:
+    """Several patients with one pipeline; exit status 1 when a volume could not be read."""
+    rows = pipeline.run_many(args.paths, args.out, quiet=args.quiet)
+    for row in rows:
+        verdict = (f"not diagnosed: {row['error']}" if row["error"] else
+                   f"{row['diagnosis']}: {row['n_positive_slices']} of {row['n_slices']} slices "
+                   f"positive ({row['seconds']:.1f} s)")
+        print(f"{row['patient']}: {verdict}")
+    failed = sum(1 for row in rows if row["error"])
+    print(f"index: {Path(args.out) / 'index.html'}  ({len(rows) - failed} of {len(rows)} patients "
+          "diagnosed; patients.csv beside it)")
+    for warning in pipeline.warnings:
+        print(f"WARNING: {warning}")
+    return 1 if failed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -386,13 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
-        "diagnose", help="patient-level diagnosis of one CT volume with an HTML report",
+        "diagnose", help="patient-level diagnosis of CT volumes with an HTML report",
         description="Classify every slice, apply the patient rule (positive when more than T "
                     "slices are positive, T scaled to the scan's slice thickness, see "
                     "--threshold-scaling), segment the positive slices, "
                     "explain the top-k with Grad-CAM, and write OUT/report.html, summary.json, "
-                    "slices.csv and images/. Not a medical device.")
-    p.add_argument("path", help="DICOM folder, NIfTI file or folder of PNG/JPEG slices")
+                    "slices.csv and images/ (several volumes: one such folder each, and an "
+                    "index). Not a medical device.")
+    p.add_argument("paths", nargs="+", metavar="path",
+                   help="DICOM folder, NIfTI file or folder of PNG/JPEG slices; several: one "
+                        "report each in OUT/<name>/, and OUT/index.html + patients.csv")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--classifier", metavar="CKPT", help="trained classifier (without: random weights, "
                                                         "meaningless result)")
@@ -419,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "bf16-true"),
                    help="bf16 = autocast, bf16-true = bf16 weights; auto = bf16-true where native")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the models first (~30 s each on a CPU; faster patients after "
+                        "that: worth it for several patients)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (several patients)")
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("bench", help="speed/memory benchmark -> results/bench/<host>.json")

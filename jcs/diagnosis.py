@@ -54,8 +54,8 @@ import jcs
 from jcs.data import Volume, read_volume, volume_to_uint8
 from jcs.data.transforms import resize_center_crop_batch, to_network_input_batch
 from jcs.explain import GradCAM, overlay
-from jcs.inference import (keep_freed_memory, optimize_for_inference, predict, resolve_device,
-                           resolve_precision, synchronize)
+from jcs.inference import (CompiledModel, keep_freed_memory, optimize_for_inference, predict,
+                           resolve_device, resolve_precision, synchronize)
 from jcs.metrics import patient_positive, patient_threshold_scale
 from jcs.models import create_model
 from jcs.models.weights import load_checkpoint, read_checkpoint
@@ -85,7 +85,10 @@ class DiagnosisConfig:
     ``segmenter``: a ``.pt`` checkpoint, or a ``.pt2`` int8 program of ``jcs quantize``
     (:mod:`jcs.quantization`; CPU only, at the size it was quantised for, 1 slice per call).
     ``segment_top_k``: also segment the top-k slices when they are not positive (so every shown
-    slice has a mask; their lesions do not count in the volume)."""
+    slice has a mask; their lesions do not count in the volume). ``compile``: ``torch.compile``
+    the classifier and the segmenter (:class:`jcs.inference.CompiledModel`) when the pipeline is
+    made, ~30 s per model on the CPU (``compile_s`` in the models' info), for faster patients
+    after that (``results/bench``); it pays from the first patient of a multi-patient run."""
 
     classifier_model: str = "jcs-classifier"
     classifier: Optional[PathLike] = None
@@ -106,6 +109,7 @@ class DiagnosisConfig:
     channels_last: bool = True
     lung_threshold_hu: float = -400.0
     keep_freed_memory: bool = True
+    compile: bool = False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,6 +334,28 @@ class DiagnosisPipeline:
             self.seg_batch_size = max(config.seg_batch_size or (4 if self.device.type == "cuda" else 1), 1)
             self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
                                                     channels_last=config.channels_last)
+        if config.compile:
+            self._compile()
+
+    def _compile(self) -> None:
+        """``torch.compile`` the classifier and the (non-int8) segmenter for their batch sizes and
+        compile them now, on blank slices, so that no patient pays for it."""
+        parts = [("classifier", self.classifier_info, self.config.batch_size,
+                  lambda: self.classify(np.zeros((1, self.size, self.size), np.uint8)))]
+        if self.segmenter is not None and not self.segmenter_info.get("int8"):
+            parts.append(("segmenter", self.segmenter_info, self.seg_batch_size,
+                          lambda: self.segment(np.zeros((1, self.seg_size, self.seg_size), np.uint8), [0])))
+        for role, info, batch_size, warm_up in parts:
+            setattr(self, role, CompiledModel(getattr(self, role), max(batch_size, 1)))
+            start = time.perf_counter()
+            try:
+                warm_up()
+            except Exception as error:  # Inductor: no C++ compiler, unsupported op, ...
+                raise RuntimeError(f"torch.compile of the {role} failed ({type(error).__name__}: "
+                                   f"{str(error).splitlines()[0] if str(error) else ''}); torch.compile "
+                                   "needs a C++ compiler on the CPU (Triton on CUDA). Run without "
+                                   "--compile") from error
+            info.update(compiled=True, compile_s=round(time.perf_counter() - start, 1))
 
     def _load_int8_segmenter(self, config: DiagnosisConfig) -> None:
         """An int8 program of ``jcs quantize`` as the segmenter (CPU only), compiled here on a
@@ -472,6 +498,46 @@ class DiagnosisPipeline:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
+    def run_many(self, sources: Sequence[PathLike], out_dir: PathLike,
+                 quiet: bool = False) -> List[Dict[str, Any]]:
+        """Diagnose several volumes one after the other with these models (loaded, and compiled,
+        once): each report in ``out_dir/<name>/`` (:func:`report_folder_names`), and
+        ``out_dir/patients.csv`` and ``out_dir/index.html`` listing every patient. A volume that
+        cannot be read (:class:`jcs.data.DataError`) is listed with its error and the others
+        still run. Returns the rows of ``patients.csv``."""
+        from tqdm.auto import tqdm
+
+        from jcs.data import DataError
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        names = report_folder_names(sources)
+        for name, source in tqdm(list(zip(names, sources)), desc="patients", unit="patient",
+                                 disable=quiet):
+            row: Dict[str, Any] = {"patient": name, "source": str(source)}
+            try:
+                summary = self.run(source, out_dir / name)
+            except DataError as error:
+                rows.append({**row, "error": str(error)})
+                continue
+            lesion = summary["lesion"]
+            rows.append({**row, "diagnosis": summary["diagnosis"], "n_slices": summary["n_slices"],
+                         "n_positive_slices": summary["n_positive_slices"],
+                         "effective_threshold": summary["rule"]["effective_threshold"],
+                         "lesion_volume_ml": lesion["volume_ml"],
+                         "percent_of_lung": lesion["percent_of_lung"],
+                         "seconds": summary["timings_s"]["total"], "report": f"{name}/report.html",
+                         "error": ""})
+        columns = ["patient", "diagnosis", "n_slices", "n_positive_slices", "effective_threshold",
+                   "lesion_volume_ml", "percent_of_lung", "seconds", "report", "source", "error"]
+        with open(out_dir / "patients.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        (out_dir / "index.html").write_text(patients_html(rows, self.warnings))
+        return rows
+
     def _summary(self, volume: Volume, probs: np.ndarray, preds: np.ndarray, positive: bool,
                  rule: Tuple[float, str], top: List[int], masks: Dict[int, np.ndarray],
                  lungs: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -539,6 +605,28 @@ class DiagnosisPipeline:
                             "positive": bool(preds[i])} for i in top],
             "lesion": lesion,
         }
+
+
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".dcm")
+
+
+def report_folder_names(sources: Sequence[PathLike]) -> List[str]:
+    """One report folder name per patient source of :meth:`DiagnosisPipeline.run_many`: its file
+    or folder name without a volume extension (``P001/`` → ``P001``, ``scan.nii.gz`` →
+    ``scan``), made unique with ``-2``, ``-3``, ... in the order given."""
+    names: List[str] = []
+    for source in sources:
+        name = Path(source).name
+        for suffix in _VOLUME_SUFFIXES:
+            if name.lower().endswith(suffix):
+                name = name[:-len(suffix)]
+                break
+        name, unique, count = name or "patient", name or "patient", 1
+        while unique in names:
+            count += 1
+            unique = f"{name}-{count}"
+        names.append(unique)
+    return names
 
 
 def diagnose(source: Union[PathLike, Volume], out_dir: PathLike,
@@ -662,6 +750,43 @@ def write_report(out_dir: Path, summary: Dict[str, Any], gray: np.ndarray, slice
     summary["files"] = {"summary": "summary.json", "slices": "slices.csv", "html": "report.html",
                         "probability_plot": "probability.svg"}
     (out_dir / "report.html").write_text(report_html(summary))
+
+
+def patients_html(rows: Sequence[Dict[str, Any]], warnings: Sequence[str] = ()) -> str:
+    """The index page of a multi-patient run: one line per patient (verdict, positive slices,
+    lesion burden, time) linking to its report, or the error that stopped it."""
+    esc = html.escape
+    warn = "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in warnings)
+    lines = []
+    for row in rows:
+        if row.get("error"):
+            cells = f'<td colspan="5" class="error">not diagnosed: {esc(row["error"])}</td>'
+        else:
+            cells = (f"<td><a href=\"{esc(row['report'])}\">{esc(row['diagnosis'])}</a></td>"
+                     f"<td>{row['n_positive_slices']} of {row['n_slices']} "
+                     f"(T = {row['effective_threshold']:.2f})</td>"
+                     f"<td>{_fmt(row['lesion_volume_ml'], ' ml')}</td>"
+                     f"<td>{_fmt(row['percent_of_lung'], ' %')}</td><td>{row['seconds']:.1f} s</td>")
+        lines.append(f"<tr><td>{esc(row['patient'])}</td>{cells}</tr>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>JCS diagnosis: {len(rows)} patients</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 1em auto; color: #222; }}
+.warn {{ background: #fdd; border: 2px solid #c00; color: #900; padding: .6em; margin: .4em 0;
+        font-weight: bold; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 8px; }}
+.error {{ color: #900; }} .small {{ color: #666; font-size: .9em; }}
+</style></head><body>
+<h1>JCS diagnosis: {len(rows)} patients</h1>
+{warn}
+<p class="small">{esc(DISCLAIMER)}</p>
+<table><tr><th>patient</th><th>diagnosis (report)</th><th>positive slices</th><th>lesion volume</th>
+<th>lesion share of lung</th><th>time</th></tr>
+{''.join(lines)}
+</table>
+<p class="small">The same table: <a href="patients.csv">patients.csv</a></p>
+</body></html>
+"""
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:

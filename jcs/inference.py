@@ -197,6 +197,42 @@ def optimize_for_inference(model: nn.Module, device: DeviceLike = None, *, preci
     return model
 
 
+class CompiledModel(nn.Module):
+    """``torch.compile`` (Inductor) of an optimised inference model (:func:`optimize_for_inference`)
+    for one batch size: a shorter batch (the last of a patient) is padded with copies of its last
+    input and the padding dropped from the output, and a longer one runs in chunks, so the graph
+    compiles once, on the first call, whatever the number of slices. Weights are frozen into the
+    graph as constants (Inductor's ``freezing``: constant folding, prepacked oneDNN weights on the
+    CPU). Always in inference mode (a change of grad mode would compile again). Call it like the
+    model, on inputs of the size, dtype and memory format it first saw; the model's output must
+    be one tensor. ``backend``: ``torch.compile``'s (tests use ``"eager"``)."""
+
+    def __init__(self, model: nn.Module, batch_size: int, backend: str = "inductor"):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.batch_size = model, int(batch_size)
+        # the compiled function of self.model (set past nn.Module: it is not a submodule)
+        object.__setattr__(self, "_run", torch.compile(model, backend=backend, dynamic=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.batch_size
+        if not x.shape[0]:
+            raise ValueError("CompiledModel got an empty batch")
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        outputs = []
+        with torch.inference_mode(), torch._inductor.config.patch(freezing=True):
+            for start in range(0, x.shape[0], size):
+                chunk = x[start:start + size]
+                n = chunk.shape[0]
+                if n < size:
+                    chunk = torch.cat([chunk, chunk[-1:].expand(size - n, *chunk.shape[1:])])
+                    if channels_last:
+                        chunk = chunk.contiguous(memory_format=torch.channels_last)
+                outputs.append(self._run(chunk)[:n])
+        return torch.cat(outputs)
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
 
 

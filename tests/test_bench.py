@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from jcs.bench import benchmark, format_table, parameter_count, targets
 from jcs.engine.runtime import resolve_precision as engine_precision
-from jcs.inference import (bf16_supported, fold_batchnorm, inference_context, optimize_for_inference,
-                           predict, prepare_input, resolve_precision)
+from jcs.inference import (CompiledModel, bf16_supported, fold_batchnorm, inference_context,
+                           optimize_for_inference, predict, prepare_input, resolve_precision)
 from jcs.models import create_model
 from jcs.models.layers import FrozenBatchNorm2d
 
@@ -185,3 +185,27 @@ def test_keep_freed_memory_reuses_large_buffers():
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_compiled_model_pads_short_batches_and_chunks_long_ones(channels_last):
+    """Every batch reaches the compiled graph at the one batch size it was made for, in the
+    input's memory format; outputs equal the model's (backend "eager": the wrapper's logic
+    without Inductor's compile time)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten()).eval()
+    compiled = CompiledModel(model, batch_size=3, backend="eager")
+    seen, graph = [], compiled._run
+    object.__setattr__(compiled, "_run", lambda x: seen.append(
+        (x.shape[0], x.is_contiguous(memory_format=torch.channels_last))) or graph(x))
+    for n in (1, 3, 5, 7):
+        x = torch.randn(n, 3, 8, 8)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            assert torch.allclose(compiled(x), model(x), atol=1e-6), n
+    assert len(seen) == 1 + 1 + 2 + 3 and seen[0] == (3, channels_last)
+    assert set(seen) == {(3, channels_last)}
+    with pytest.raises(ValueError, match="empty batch"):
+        compiled(torch.zeros(0, 3, 8, 8))

@@ -85,6 +85,9 @@ def test_missing_inputs_of_diagnose_and_evaluate(capsys, tmp_path):
     assert code == 2 and "no_patient" in err
     code, _, err = run(capsys, "diagnose", tmp_path, "--out", tmp_path / "o", "--classifier", tmp_path / "c.pt")
     assert code == 2 and "c.pt" in err and "not found" in err
+    code, _, err = run(capsys, "diagnose", tmp_path, tmp_path / "typo", "--out", tmp_path / "o")
+    assert code == 2 and "no such volume" in err and "typo" in err
+    assert not (tmp_path / "o").exists()  # refused before anything was loaded or written
     code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "model.pt")
     assert code == 2 and "jcs train" in err
 
@@ -100,6 +103,20 @@ def test_diagnose_png_patient(capsys, data_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_slices"] == 133 and summary["precision"] == "fp32"
     assert (out / "report.html").is_file()
+
+
+def test_diagnose_several_patients_writes_an_index_and_exits_1_on_a_bad_one(capsys, data_dir,
+                                                                           tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, stdout, stderr = run(capsys, "diagnose", data_dir / "covid_ct_md_sample" / "COVID-19" / "P002",
+                               tmp_path / "empty", "--out", tmp_path / "out", "--quiet",
+                               "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
+                               "--seg-size", 64, "--top-k", 2)
+    assert code == 1, stderr
+    assert "P002: COVID-19" in stdout and "empty: not diagnosed" in stdout
+    assert "1 of 2 patients diagnosed" in stdout
+    assert (tmp_path / "out" / "P002" / "report.html").is_file()
+    assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "patients.csv").is_file()
 
 
 def test_train_then_evaluate_end_to_end(capsys, data_dir, tmp_path):

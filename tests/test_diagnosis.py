@@ -12,7 +12,8 @@ import torch
 from jcs.data import Volume
 from jcs.data import read_volume, volume_to_uint8
 from jcs.diagnosis import (DiagnosisPipeline, air_mask, crop_box, effective_threshold, lung_mask,
-                           lungs_from_air, slice_predictions, to_hu)
+                           lungs_from_air, report_folder_names, slice_predictions, to_hu)
+from jcs.inference import CompiledModel
 from jcs.metrics import threshold_sweep
 
 TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, top_k=3,
@@ -228,3 +229,48 @@ def test_positive_override_and_lesion_volume(pipeline, tmp_path):
     assert summary["n_positive_slices"] == 2
     lesion = summary["lesion"]
     assert lesion["volume_ml"] == pytest.approx(lesion["voxels"] * 2.0 * 0.5 * 0.5 / 1000, abs=1e-3)
+
+
+def test_report_folder_names_are_unique_and_drop_volume_extensions():
+    assert report_folder_names(["a/P002", "dicom/P002", "x/scan.nii.gz", "y/scan.NII", "P002-2",
+                                "z/P002"]) == ["P002", "P002-2", "scan", "scan-2", "P002-2-2", "P002-3"]
+
+
+def test_several_patients_share_one_pipeline_and_a_bad_volume_loses_nothing(pipeline, data_dir,
+                                                                            tmp_path):
+    ctmd = data_dir / "covid_ct_md_sample"
+    empty = tmp_path / "empty_series"
+    empty.mkdir()
+    rows = pipeline.run_many([ctmd / "Normal" / "normal001", empty, ctmd / "dicom" / "P002"],
+                             tmp_path / "out", quiet=True)
+    assert [r["patient"] for r in rows] == ["normal001", "empty_series", "P002"]
+    assert rows[1]["error"] and "empty_series" in rows[1]["error"]
+    for row, n_slices in ((rows[0], 154), (rows[2], 133)):
+        assert not row["error"] and row["n_slices"] == n_slices
+        _check_report(tmp_path / "out" / row["patient"],
+                      json.loads((tmp_path / "out" / row["patient"] / "summary.json").read_text()),
+                      n_slices)
+    with open(tmp_path / "out" / "patients.csv") as handle:
+        saved = list(csv.DictReader(handle))
+    assert [r["patient"] for r in saved] == ["normal001", "empty_series", "P002"]
+    assert saved[2]["report"] == "P002/report.html" and saved[1]["error"] == rows[1]["error"]
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert 'href="P002/report.html"' in index and "not diagnosed" in index and "MEANINGLESS" in index
+
+
+@pytest.mark.slow
+def test_compiled_pipeline_gives_the_same_diagnosis(pipeline, data_dir, tmp_path):
+    """torch.compile (Inductor, frozen weights) of both models: compiled once when the pipeline
+    is made, then the same probabilities and masks as the eager pipeline."""
+    torch.manual_seed(0)
+    compiled = DiagnosisPipeline(**TINY, compile=True)
+    for role in ("classifier", "segmenter"):
+        assert isinstance(getattr(compiled, role), CompiledModel)
+        info = getattr(compiled, f"{role}_info")
+        assert info["compiled"] and info["compile_s"] > 0
+    gray = volume_to_uint8(read_volume(data_dir / "covid_ct_md_sample" / "COVID-19" / "P001"))[:20]
+    np.testing.assert_allclose(compiled.classify(gray), pipeline.classify(gray), atol=2e-2)
+    eager, fast = pipeline.segment(gray, range(5)), compiled.segment(gray, range(5))
+    assert np.mean([(eager[i] == fast[i]).mean() for i in eager]) > 0.99
+    summary = compiled.run(data_dir / "covid_ct_md_sample" / "dicom" / "P002", tmp_path)
+    assert summary["models"]["classifier"]["compiled"]
