@@ -142,9 +142,12 @@ def test_patient_only_benchmark_and_the_gpu_patient_target(tmp_path):
     assert result["targets"]["patient_time"]["target"] == 120.0
     on_gpu = {**result, "device": {"type": "cuda"}}
     on_gpu["patient"] = {**result["patient"], "seconds": 1.5}
-    assert targets(on_gpu, quick=True)["patient_time"] == {
+    on_gpu["patient_compiled"] = {**result["patient"], "seconds": 2.5, "compiled": True}
+    held = targets(on_gpu, quick=True)
+    assert held["patient_time"] == {
         "n_slices": 8, "seconds": 1.5, "segmenter_precision": result["patient"]["segmenter_precision"],
-        "target": 2.0, "met": True}
+        "compiled": False, "target": 2.0, "met": True}
+    assert held["patient_time_compiled"]["compiled"] and not held["patient_time_compiled"]["met"]
 
 
 def test_precision_names_shared_by_training_and_inference():

@@ -187,12 +187,13 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
                          + ("; the lung mask ran after the models" if "lung_mask" in first["timings_s"]
                             else "; it had no lung-mask stage yet")
                          + ": not comparable with the warm rows.")
-        for key in ("patient", "patient_cpu_profile", "patient_int8"):
+        for key in ("patient", "patient_compiled", "patient_cpu_profile", "patient_int8"):
             patient = data.get(key) or {}
             if not patient.get("timings_s"):
                 continue
             segmenter = (f"{patient.get('segmenter_precision') or patient.get('precision')}, "
-                         f"{patient.get('segmenter_size', 512)}²")
+                         f"{patient.get('segmenter_size', 512)}²"
+                         + (", models compiled" if patient.get("compiled") else ""))
             rows[f"{_bench_label(data)}, segmenter {segmenter}"] = {
                 "slices": patient.get("n_slices"), "segmented": patient.get("n_segmented"),
                 **{f"{k} (s)": v for k, v in patient["timings_s"].items()},
@@ -240,7 +241,8 @@ def bench_targets(results_dir: PathLike = "results") -> pd.DataFrame:
             else:
                 segmenter = target.get("segmenter_precision")
                 what = (f"{target['n_slices']}-slice patient"
-                        + (f", segmenter {segmenter}" if segmenter else ""))
+                        + (f", segmenter {segmenter}" if segmenter else "")
+                        + (", models compiled" if target.get("compiled") else ""))
                 value, unit, limit = target["seconds"], "s", f"< {target['target']:g} s"
             rows.append({"benchmark": _bench_label(data), "target": what,
                          "measured": f"{value:.1f} {unit}", "limit": limit,
