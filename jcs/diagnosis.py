@@ -26,6 +26,10 @@ voxels below −400 HU that are not connected to the air outside the body (2-D, 
 largest 3-D components, holes filled per slice; 8-bit volumes are mapped back to HU through the
 lung window they were made with (WL −600 / WW 1500). % of lung = lesion / (lung ∪ lesion).
 
+**Several patients** (:meth:`DiagnosisPipeline.run_many`, ``jcs diagnose A B ... --out DIR``)
+share one pipeline: the models are loaded (and, with ``compile``, compiled) once; each report goes
+to ``DIR/<name>/``, and ``DIR/index.html`` and ``DIR/patients.csv`` list them all.
+
 This is a research reproduction, **not a medical device**. Without a trained ``classifier``
 checkpoint the classifier has random weights and the result is meaningless; the report says so in
 capitals.

@@ -172,6 +172,14 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
     return df
 
 
+def _compile_seconds(patient: Dict[str, Any]) -> Dict[str, float]:
+    """``{"compile, once (s)": seconds}`` of a benchmarked patient whose models were compiled
+    before it (``--compile``, an int8 segmenter), else nothing."""
+    times = [patient.get(k) for k in ("classifier_compile_s", "segmenter_compile_s")]
+    times = [t for t in times if t is not None]
+    return {"compile, once (s)": float(sum(times))} if times else {}
+
+
 def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
     """Seconds per stage of the benchmarked patient runs of each ``jcs bench`` file (read,
     classify, segment, explain, lung mask, write, total, and the lung mask's own time in its
@@ -197,7 +205,8 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
             rows[f"{_bench_label(data)}, segmenter {segmenter}"] = {
                 "slices": patient.get("n_slices"), "segmented": patient.get("n_segmented"),
                 **{f"{k} (s)": v for k, v in patient["timings_s"].items()},
-                **{f"{k}, background (s)": v for k, v in (patient.get("background_s") or {}).items()}}
+                **{f"{k}, background (s)": v for k, v in (patient.get("background_s") or {}).items()},
+                **_compile_seconds(patient)}
     if not rows:
         raise FileNotFoundError(f"no benchmarked patient in {Path(results_dir) / 'bench'}; run "
                                 "`make bench` (jcs bench) to measure this machine")
@@ -219,6 +228,9 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
                                      "2026-11-27: computed after segment, on the critical path)",
                         "lung_mask, background": "the lung mask's own time in that thread "
                                                  "(not part of the total)",
+                        "compile, once": "torch.compile of the models (compiled rows) or of the "
+                                         "int8 program, when the pipeline is made, before the "
+                                         "first patient (not part of the total)",
                         "write": "the report folder"},
         "notes": notes, "source": "jcs.report.patient_stages", "api": "api-runtime",
     })
