@@ -197,10 +197,13 @@ def test_runtime_tables_read_the_bench_files(tmp_path):
                  "inference": {"fp32-eager": {"per_slice_s": 0.01, "peak_memory_bytes": 2**30},
                                "optimised-bf16": {"per_slice_s": 0.004}}}}}}}
     (tmp_path / "bench").mkdir()
-    bench["patients"].append({**bench["patients"][0], "what": "int8 segmenter", "seconds": 9.0})
+    bench["patients"].append({**bench["patients"][0], "what": "int8 segmenter", "seconds": 9.0,
+                              "precision": "bf16-true, segmenter int8"})
     (tmp_path / "bench" / "host-gpu.json").write_text(json.dumps(bench))
     runtime = report.runtime_table(tmp_path)
     assert list(runtime["seconds per patient"]) == [22.0, 12.0, 9.0]
+    assert list(runtime.index)[1:] == ["ours, jcs bench host-gpu: default",
+                                       "ours, jcs bench host-gpu: int8 segmenter"]
     # two rows of one bench file share their index label: each keeps its own numbers
     assert list(report.format_table(runtime)["seconds per patient"]) == ["22.0", "12.0", "9.0"]
     assert runtime.loc["paper", "slices per patient"] == 300

@@ -71,13 +71,25 @@ def _bench_label(data: Dict[str, Any]) -> str:
     return f"{name} (quick test run)" if data.get("quick") else name
 
 
+def _variant(entry: Dict[str, Any]) -> str:
+    """A short name of how a ``patients`` entry of a bench file ran (the rows of one file)."""
+    precision, what = entry.get("precision") or "", entry.get("what") or ""
+    if "compiled" in precision:
+        return "models compiled"
+    if "int8" in precision:
+        return "int8 segmenter"
+    if "segmenter at" in what:
+        return "segmenter at " + what.split("segmenter at ", 1)[1].split(",")[0].split(")")[0]
+    return "first call" if "first call" in what else "default"
+
+
 def _bench_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
     """The end-to-end patient timings of the ``jcs bench`` files (their ``patients`` list)."""
     rows = []
     for data in _bench_files(results_dir):
         for entry in data.get("patients", []):
             rows.append({
-                "source": f"ours, jcs bench {_bench_label(data)}",
+                "source": f"ours, jcs bench {_bench_label(data)}: {_variant(entry)}",
                 "device": _bench_device(data),
                 "what": entry["what"] + (f" at {entry['slice_size']}²"
                                          if entry.get("slice_size") else ""),
