@@ -8,8 +8,9 @@ comes back even if the call is cut off. Table IV needs COVID-CT-MD, which the co
 bundle leaves out (``scripts/make_gpu_bundle.py``): the CPU profile computes it.
 
 First (unless ``--no-patient-bench``) it times the 300-slice patient with ``jcs bench
---patient-only`` (about a minute; ``$OUT/bench-patient.json``, for ``results/bench/``): the GPU
-check of the project's 2 s per patient target.
+--patient-only`` (``$OUT/bench-patient.json``, for ``results/bench/``): the GPU check of the
+project's 2 s per patient target, eager and with both models ``torch.compile``d (a few minutes
+with the compiling, all counted in ``--budget``).
 
 Usage on the device: ``python3 scripts/gpu_reproduce.py --data .gpu/data --budget 480``.
 """
