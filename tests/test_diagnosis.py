@@ -258,6 +258,19 @@ def test_several_patients_share_one_pipeline_and_a_bad_volume_loses_nothing(pipe
     assert 'href="P002/report.html"' in index and "not diagnosed" in index and "MEANINGLESS" in index
 
 
+def test_a_failed_compile_says_how_to_go_on(monkeypatch):
+    class NoCompiler(torch.nn.Module):  # what Inductor raises on a machine without g++
+        def __init__(self, model, batch_size):
+            super().__init__()
+
+        def forward(self, x):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr("jcs.diagnosis.CompiledModel", NoCompiler)
+    with pytest.raises(RuntimeError, match="classifier failed.*C\\+\\+ compiler.*without --compile"):
+        DiagnosisPipeline(**TINY, compile=True)
+
+
 @pytest.mark.slow
 def test_compiled_pipeline_gives_the_same_diagnosis(pipeline, data_dir, tmp_path):
     """torch.compile (Inductor, frozen weights) of both models: compiled once when the pipeline
