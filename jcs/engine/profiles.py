@@ -181,7 +181,10 @@ than the 2 hours planned. Seed 1 (training only, idle machine): jcs-seg-base 8.4
 -aff 10.4, jcs-seg 9.3 min; unet 7.2, dss 9.2, poolnet 8.4, egnet 22.3 min; (2026-11-27, train +
 evaluation, tests sharing the CPU for parts) classifiers 31.9 and 20.7 min, Table IV 0.8 and 0.7
 min, jcs-joint 16.6 min: about 2.6 hours for the whole seed again. Seed 2 of Table V (training
-only, idle machine): jcs-seg-base 7.4, -efm 7.0, -aff 9.3, jcs-seg 8.1 min.""",
+only, idle machine): jcs-seg-base 7.4, -efm 7.0, -aff 9.3, jcs-seg 8.1 min; the rest of seed 2
+(2026-11-27, training only): classifiers 55.5 min (of which ~17 min paused for benchmarks, and
+the test suite shared the CPU) and 23.6 min, jcs-joint 17.7, unet 8.8, dss 10.9, poolnet 7.3,
+egnet 14.7 min (idle machine), Table IV 0.4 min each.""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
