@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, Optional, Union
 import torch
 import torch.nn as nn
 
-from jcs.inference import fold_batchnorm
+from jcs.inference import CompiledModel, fold_batchnorm
 
 PathLike = Union[str, Path]
 METADATA_FILE = "jcs.json"
@@ -126,9 +126,10 @@ class Int8Segmenter(nn.Module):
         super().__init__()
         self.metadata = metadata
         self.input_size = int(metadata["input_size"])
-        graph = program.module()
-        # not a submodule: .to()/.eval() of the wrapper must not touch the frozen graph
-        object.__setattr__(self, "_run", torch.compile(graph) if compile else graph)
+        # one slice per call, frozen weights (CompiledModel); "eager": the same without Inductor.
+        # Not a submodule: .to()/.eval() of the wrapper must not touch the frozen graph
+        object.__setattr__(self, "_run", CompiledModel(program.module(), 1,
+                                                       backend="inductor" if compile else "eager"))
 
     def _apply(self, fn, recurse=True):
         probe = fn(torch.zeros(1))
@@ -142,13 +143,10 @@ class Int8Segmenter(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
             raise ValueError(f"this int8 segmenter was exported for N×3×{size}×{size} inputs, got "
                              f"{tuple(x.shape)}; resize the slices to {size}² (its --seg-size)")
-        # freezing (weights as constants) is what lets Inductor prepack the int8 weights; it is
-        # read when the graph compiles, on the first call. Always in inference mode: a change of
-        # grad mode would compile the graph again.
-        with torch.inference_mode(), torch._inductor.config.patch(freezing=True), \
-                torch.autocast("cpu", dtype=torch.bfloat16):
-            outputs = [self._run(_as_input(x[i:i + 1])).float() for i in range(x.shape[0])]
-        return torch.cat(outputs)
+        # freezing (weights as constants, CompiledModel) is what lets Inductor prepack the int8
+        # weights; the non-quantised ops run in bf16 under autocast
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return self._run(_as_input(x)).float()
 
 
 def load_int8(path: PathLike, compile: bool = True) -> Int8Segmenter:
