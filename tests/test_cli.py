@@ -37,7 +37,7 @@ def test_help_everywhere(capsys, argv):
 def test_data_list(capsys, data_dir):
     code, out, _ = run(capsys, "data", "list", "--root", data_dir)
     assert code == 0
-    for name in ("medseg", "ucsd-covid-ct", "covid-ct-md", "covid-cs"):
+    for name in ("medseg", "ucsd-covid-ct", "covid-ct-md", "sarscov2-ct", "covid-cs"):
         assert name in out
     assert "present" in out
 

@@ -11,7 +11,7 @@ from jcs.data import hub
 from jcs.data.errors import (CorruptFileError, DatasetNotFoundError, EmptyFolderError, FetchError)
 
 REPO = Path(__file__).resolve().parents[1]
-LOCAL = ["medseg", "covid-semiseg", "ucsd-covid-ct", "covid-ct-md", "covid-cs-examples"]
+LOCAL = ["medseg", "covid-semiseg", "ucsd-covid-ct", "covid-ct-md", "covid-cs-examples", "sarscov2-ct"]
 
 
 def copy_of(data_dir: Path, name: str) -> Path:
@@ -39,7 +39,7 @@ def fake_downloader(data_dir: Path, names, calls: list):
 
 def test_registry_names_and_fields():
     assert jd.list_datasets() == ["medseg", "covid-semiseg", "ucsd-covid-ct", "covid-ct-md",
-                                  "covid-cs-examples", "covid-cs"]
+                                  "covid-cs-examples", "sarscov2-ct", "covid-cs"]
     for name in jd.list_datasets():
         info = jd.get_dataset_info(name)
         assert info.licence and info.citation and info.reader and info.source and info.folder
@@ -85,10 +85,10 @@ def test_manifest_entries_are_classified(name):
 
 def test_manifests_are_small_and_counted():
     sizes = [p.stat().st_size for p in (REPO / "jcs" / "data" / "manifests").glob("*.sha256")]
-    assert len(sizes) == 5 and sum(sizes) < 400_000
+    assert len(sizes) == 6 and sum(sizes) < 400_000
     counts = {name: len(jd.get_dataset_info(name).manifest()) for name in LOCAL}
     assert counts == {"medseg": 305, "covid-semiseg": 442, "ucsd-covid-ct": 756,
-                      "covid-ct-md": 1048, "covid-cs-examples": 9}
+                      "covid-ct-md": 1048, "covid-cs-examples": 9, "sarscov2-ct": 622}
 
 
 def test_data_root_env_and_default(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -17,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .errors import DataError, DatasetNotFoundError, EmptyFolderError, ShapeMismatchError
 from .readers import natural_key, read_mask, read_pair_list, read_slice, spacing_from_meta
-from .registry import dataset_path
+from .registry import SARSCOV2_BLOCKS, dataset_path
 from .transforms import (mask_to_tensor, normalize, random_resized_crop_flip, resize_center_crop,
                          resize_gray, segmentation_augment)
 
@@ -128,26 +129,74 @@ def _read_name_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-class ClassificationSlices(Dataset):
-    """UCSD-AI4H COVID-CT slices with the official split: ``{"image": 3×S×S, "label": int
-    (1 = COVID), "name"}``. COVID images come first, then non-COVID, in split-file order.
+_SARSCOV2_NAME = re.compile(r".*\((\d+)\)\.png", re.IGNORECASE | re.DOTALL)
 
+
+def sarscov2_number(path: PathLike) -> int:
+    """File number N of a ``sarscov2-ct`` slice named ``... (N).png``; any other name is a
+    :class:`DataError` naming the file (the split depends on N)."""
+    match = _SARSCOV2_NAME.fullmatch(Path(path).name)
+    if match is None:
+        raise DataError(f"{path}: sarscov2-ct file names must end in '(N).png' (e.g. 'Covid (5).png'); "
+                        "the file number N decides the split. Rename or remove the file and check the "
+                        "copy with `jcs data verify sarscov2-ct`.")
+    return int(match.group(1))
+
+
+def sarscov2_split_of(number: int) -> str:
+    """Split (``train`` / ``val`` / ``test``) of the ``sarscov2-ct`` file number ``number``: the
+    block of :data:`jcs.data.registry.SARSCOV2_BLOCKS` that holds it (both classes alike)."""
+    for split, (low, high) in SARSCOV2_BLOCKS.items():
+        if number >= low and (high is None or number <= high):
+            return split
+    raise DataError(f"sarscov2-ct file number {number} lies in no block of SARSCOV2_BLOCKS "
+                    f"({SARSCOV2_BLOCKS}).")
+
+
+def _sarscov2_samples(folder: Path, split: str) -> list[tuple[str, Path, int]]:
+    samples = []
+    for image_dir, label in (("COVID", 1), ("NonCOVID", 0)):
+        class_dir = folder / image_dir
+        paths = ([p for p in class_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()]
+                 if class_dir.is_dir() else [])
+        if not paths:
+            raise DatasetNotFoundError(
+                f"{class_dir} holds no PNG slices of dataset 'sarscov2-ct'. Check the copy with "
+                "`jcs data verify sarscov2-ct` and restore it with `jcs data fetch sarscov2-ct`.")
+        numbered = sorted((sarscov2_number(p), p.name, p) for p in paths)
+        samples += [(f"{image_dir}/{n}", p, label) for number, n, p in numbered
+                    if sarscov2_split_of(number) == split]
+    return samples
+
+
+class ClassificationSlices(Dataset):
+    """CT slices with image labels: ``{"image": 3×S×S, "label": int (1 = COVID), "name"}``.
+    COVID images come first, then non-COVID.
+
+    ``ucsd-covid-ct``: UCSD-AI4H COVID-CT with the official split, in split-file order;
+    ``sarscov2-ct``: the SARS-CoV-2 CT-scan sample split by blocks of the file number N
+    (:data:`~jcs.data.registry.SARSCOV2_BLOCKS`: train N <= 800, val 801-900, test N > 900), in
+    increasing N; ``name`` = path relative to the dataset folder (``"COVID/Covid (5).png"``).
     Evaluation input = Resize(256)+CenterCrop(224) scaled to ``size`` (the authors' classifier,
-    jcs_official.md §4.1); ``augment`` = random resized crop + horizontal flip.
+    jcs_official.md §4.1); ``augment`` = random resized crop + horizontal flip. ``indices``
+    selects a subset of the split, in the given order.
     """
 
-    CLASSES = (("COVID", "CT_COVID", 1), ("NonCOVID", "CT_NonCOVID", 0))
+    CLASSES = (("COVID", "CT_COVID", 1), ("NonCOVID", "CT_NonCOVID", 0))  # ucsd-covid-ct
 
     def __init__(self, name: str = "ucsd-covid-ct", split: str = "train", size: int = 224,
                  augment: bool = False, root: PathLike | None = None,
                  indices: Sequence[int] | None = None):
-        _check_choice(name, ("ucsd-covid-ct",), "name")
+        _check_choice(name, ("ucsd-covid-ct", "sarscov2-ct"), "name")
         _check_choice(split, ("train", "val", "test"), "split")
         folder = dataset_path(name, root)
-        samples = []
-        for group, image_dir, label in self.CLASSES:
-            names = _read_name_list(folder / "Data-split" / group / f"{split}CT_{group}.txt")
-            samples += [(f"{image_dir}/{n}", folder / image_dir / n, label) for n in names]
+        if name == "sarscov2-ct":
+            samples = _sarscov2_samples(folder, split)
+        else:
+            samples = []
+            for group, image_dir, label in self.CLASSES:
+                names = _read_name_list(folder / "Data-split" / group / f"{split}CT_{group}.txt")
+                samples += [(f"{image_dir}/{n}", folder / image_dir / n, label) for n in names]
         _require_files([path for _, path, _ in samples], name)
         self.split, self.size, self.augment = split, size, augment
         self.samples = _subset(samples, indices)

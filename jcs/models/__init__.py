@@ -4,6 +4,7 @@ from .registry import create_model, describe_models, list_models, model_argument
 
 # Importing a model module registers its models.
 from . import classifier, jcs_joint, jcs_seg  # noqa: E402,F401  (JCS models)
+from . import efficientnet  # noqa: E402,F401  (pretrained stand-in classifier, a named deviation)
 from . import dss, egnet, poolnet, unet  # noqa: E402,F401  (Table VII comparison models)
 
 from .classifier import ActivationMapLoss, JCSClassifier, class_activation_map  # noqa: E402

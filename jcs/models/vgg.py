@@ -64,6 +64,26 @@ class VGG16Body(nn.Module):
                 index += step
             index += 1  # the max-pool after each stage
 
+    def load_conv_layers(self, layers: List[tuple]) -> None:
+        """Copy 13 ``(weight, bias)`` pairs (conv1_1 first) into the convolutions; BN layers, where
+        the body has them, are reset to the identity (weight 1, bias 0, mean 0, var 1), so a
+        VGG16-BN body starts as the plain VGG16 these weights come from."""
+        convs = self.conv_layers()
+        if len(layers) != len(convs):
+            raise ValueError(f"VGG16 needs {len(convs)} conv layers, got {len(layers)}")
+        with torch.no_grad():
+            for layer, (weight, bias) in zip(convs, layers):
+                if weight.shape != layer.conv.weight.shape or bias.shape != layer.conv.bias.shape:
+                    raise ValueError(f"conv weight {tuple(weight.shape)} does not fit "
+                                     f"{tuple(layer.conv.weight.shape)}")
+                layer.conv.weight.copy_(weight)
+                layer.conv.bias.copy_(bias)
+                if self.norm != "none":
+                    layer.bn.weight.fill_(1.0)
+                    layer.bn.bias.zero_()
+                    layer.bn.running_mean.zero_()
+                    layer.bn.running_var.fill_(1.0)
+
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Features of the five stages with no pooling in between (for tests and counting)."""
         outputs = []

