@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model with a profile's recipe (jcs.engine.train)")
     p.add_argument("--model", required=True, help="model name (see `jcs models`)")
     p.add_argument("--dataset", help="dataset name (default: medseg / ucsd-covid-ct by task)")
-    p.add_argument("--profile", required=True, help="smoke, cpu, gpu or paper")
+    p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs", help="checkpoints and logs")
     p.add_argument("--experiment", default="default", help="results sub-folder")
@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
-    p.add_argument("--profile", required=True, help="smoke, cpu, gpu or paper")
+    p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -256,6 +256,7 @@ def load_model(model_name: str, checkpoint: Optional[PathLike]) -> Tuple[nn.Modu
     payload = read_checkpoint(checkpoint)
     name = payload.get("model_name") if isinstance(payload.get("model_name"), str) else model_name
     options = payload.get("model_options") if isinstance(payload.get("model_options"), dict) else {}
+    options = {k: v for k, v in options.items() if k != "pretrained"}  # the checkpoint replaces them
     if name not in jcs.models.list_models():
         name, options = model_name, {}
     model = create_model(name, **options)

@@ -58,13 +58,26 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def _is_norm_act(module: nn.Module) -> bool:
+    """timm's ``BatchNormAct2d``: a BatchNorm2d subclass that also applies dropout and an
+    activation (EfficientNet); only its BN part folds."""
+    return (isinstance(module, nn.BatchNorm2d) and isinstance(getattr(module, "act", None), nn.Module)
+            and isinstance(getattr(module, "drop", None), nn.Module))
+
+
 def _is_foldable_norm(module: nn.Module) -> bool:
     """FrozenBatchNorm2d, or an eval-mode BatchNorm2d with running statistics (both are a fixed
-    per-channel affine at inference)."""
+    per-channel affine at inference), including timm's BN + activation (its activation is kept,
+    :func:`_after_fold`). Other BatchNorm2d subclasses may do more and are left alone."""
     if isinstance(module, FrozenBatchNorm2d):
         return True
-    return (isinstance(module, nn.BatchNorm2d) and not module.training
+    return ((type(module) is nn.BatchNorm2d or _is_norm_act(module)) and not module.training
             and module.track_running_stats and module.running_mean is not None)
+
+
+def _after_fold(norm: nn.Module) -> nn.Module:
+    """What replaces a folded norm: nothing, or what a BN + activation does after its BN."""
+    return nn.Sequential(norm.drop, norm.act) if _is_norm_act(norm) else nn.Identity()
 
 
 class _ConsumerLog(TorchFunctionMode):
@@ -155,7 +168,7 @@ def fold_batchnorm(model: nn.Module, example: Optional[torch.Tensor] = None) -> 
             else:
                 conv.bias.copy_(bias.to(conv.bias.dtype))
             parent_name, _, attr = norm_name.rpartition(".")
-            setattr(modules[parent_name] if parent_name else model, attr, nn.Identity())
+            setattr(modules[parent_name] if parent_name else model, attr, _after_fold(norm))
     return len(pairs)
 
 

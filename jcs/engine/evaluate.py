@@ -144,7 +144,8 @@ def load_trained_model(checkpoint: PathLike) -> tuple[nn.Module, Dict[str, Any]]
     if "model_name" not in payload or "model_options" not in payload:
         raise ValueError(f"{checkpoint} does not say which model it holds (no model_name / "
                          "model_options): build the model yourself and pass it to evaluate()")
-    model = create_model(payload["model_name"], **payload["model_options"])
+    options = {k: v for k, v in payload["model_options"].items() if k != "pretrained"}
+    model = create_model(payload["model_name"], **options)  # initial weights: the file replaces them
     load_checkpoint(checkpoint, model)
     return model, payload
 

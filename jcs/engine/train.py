@@ -14,6 +14,7 @@ recognises the finished run). Results: see :mod:`jcs.engine.results`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -46,6 +47,10 @@ from .schedule import build_optimizer, learning_rate, set_learning_rate
 PathLike = Union[str, Path]
 CHECKPOINT_FORMAT = 1
 NO_BACKBONE = ("unet", "unet-bilinear")  # trained from scratch in every profile (no ImageNet body)
+# Models whose code changed in a way that changes training: the revision enters the run's config,
+# so finished runs made before are no longer current and `jcs reproduce` trains them again.
+# 2: the plain VGG16 body starts with He init, not PyTorch's default (jcs.models.vgg.VGG16Body).
+MODEL_REVISIONS = {"dss": 2, "poolnet": 2, "egnet": 2}
 Callback = Callable[[Dict[str, Any]], None]
 
 
@@ -202,7 +207,6 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     made with the same configuration."""
     prof = get_profile(profile, overrides)
     task = task_of(model_name)
-    recipe = prof.recipe(task)
     name = name or model_name
     device = select_device(prof.device)
     precision = resolve_precision(prof.precision, device)
@@ -217,12 +221,16 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     else:  # classifiers: the union of the profile's datasets, e.g. "ucsd-covid-ct+sarscov2-ct"
         dataset_name = "+".join(prof.cls_datasets) if task == "classification" else DEFAULT_DATASET[task]
     options = model_options(model_name, prof, initialised=init_from is not None)
+    finetune = task == "classification" and bool(options.get("pretrained")) and prof.cls_finetune is not None
+    recipe = prof.recipe(task, pretrained=finetune)
     config = {"profile": run_fields(prof.to_dict(), task),
               "model": model_name, "model_options": options, "name": name,
               "experiment": experiment, "dataset": dataset_name, "seed": seed,
               "pixel_supervised": pixel_supervised, "initialised": init_from is not None,
               "precision": precision, "channels_last": channels_last,
               "device_type": device.type}
+    if model_name in MODEL_REVISIONS:
+        config["model_revision"] = MODEL_REVISIONS[model_name]
     chash = config_hash(config)
     if skip_finished and finished(paths.result, config, task):
         return load_result(paths.result)
@@ -283,6 +291,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         "task": task, "seed": seed, "config": config, "config_hash": chash,
         "metrics": evaluation["metrics"], "per_image": evaluation["per_image"],
         "curves": evaluation.get("curves"),
+        "recipe": {"part": "cls_finetune" if finetune else _part(task), **dataclasses.asdict(recipe)},
         "test_dataset": splits.test_name,
         "tests": tests,
         "loss": {"epoch": [round(v, 6) for v in state["history"]["epoch"]],

@@ -28,10 +28,22 @@ class VGGConv(nn.Module):
 
 class VGG16Body(nn.Module):
     """The five VGG-16 stages without pooling. ``norm``: "none" (VGG16), "frozen" (VGG16-BN with
-    FrozenBatchNorm2d, as JCS) or "bn". ``stages[i](x)`` gives conv{i+1}_{last} features."""
+    FrozenBatchNorm2d, as JCS) or "bn". ``stages[i](x)`` gives conv{i+1}_{last} features.
 
-    def __init__(self, norm: str = "none"):
+    ``init``: how the convolutions start before any pretrained weights are loaded. ``"auto"``:
+    ``"kaiming"`` for the plain VGG16 (``norm="none"``), PyTorch's default for VGG16-BN.
+    ``"kaiming"`` = He normal (fan-out, ReLU) with zero bias, torchvision's VGG init: without BN
+    it keeps the signal through the 13 layers. PyTorch's default conv init (uniform, variance
+    1/(3·fan-in)) divides the variance by about 6 per conv + ReLU; in a plain VGG16 trained from
+    scratch the conv4/conv5 features then carry almost no input signal (std 5e-3, mostly bias,
+    against 5e-2 with He init) and DSS's deep side outputs, averaged into its prediction, stay
+    at the background prior: the collapse of DSS in the first ``cpu`` runs
+    (``scripts/probe_vgg_init.py``). With BN the scale is renormalised and the default is kept."""
+
+    def __init__(self, norm: str = "none", init: str = "auto"):
         super().__init__()
+        if init not in ("auto", "kaiming", "pytorch"):
+            raise ValueError(f"init must be 'auto', 'kaiming' or 'pytorch', got {init!r}")
         self.norm = norm
         stages: List[nn.Sequential] = []
         cin = 3
@@ -42,6 +54,11 @@ class VGG16Body(nn.Module):
                 cin = cout
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
+        self.init = "kaiming" if init == "auto" and norm == "none" else init
+        if self.init == "kaiming":
+            for layer in self.conv_layers():
+                nn.init.kaiming_normal_(layer.conv.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(layer.conv.bias)
 
     def conv_layers(self) -> List[VGGConv]:
         """The 13 layers in torchvision ``features`` order (for loading ImageNet weights)."""
