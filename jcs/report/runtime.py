@@ -127,8 +127,10 @@ def runtime_table(results_dir: PathLike = "results") -> pd.DataFrame:
         "ours": "every timing found under the results folder (all profiles)",
         "definitions": {"seconds per 300 slices": "seconds per patient / slices × 300 (the "
                                                    "paper's patients have about 300 slices)",
-                        "classification only": "Res2Net-101 on every slice of the patient, "
-                                               "measured while making Table IV"},
+                        "classification only": "the slice classifier of the run (Res2Net-101, "
+                                               "or EfficientNet-Lite2 for "
+                                               "jcs-classifier-efficientnet-lite2) on every slice "
+                                               "of the patient, measured while making Table IV"},
         "notes": [paper.RUNTIME.source,
                   f"A radiologist needs about {ref['radiologist_min']} minutes per case (paper)."],
         "source": "jcs.report.runtime_table", "api": "api-runtime", "percent": False,
