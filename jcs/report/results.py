@@ -14,7 +14,8 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "available_profiles", "resolve_profile", "shown_profiles", "profile_label",
            "training_profile", "load_runs", "load_selected", "seed_stats", "hardware_label",
            "provenance_table", "run_label", "training_minutes", "initialisation_of",
-           "describe_initialisation", "initialisation_notes", "initialisation_summary"]
+           "describe_initialisation", "initialisation_notes", "initialisation_summary",
+           "outdated_runs", "outdated_notes"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -276,3 +277,41 @@ def initialisation_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> L
     """``["Initialisation, <label>: <initialisation_summary>."]``, or ``[]`` without runs."""
     summary = initialisation_summary(runs)
     return [f"Initialisation, {label}: {summary}."] if summary else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs trained before a model's code changed (``jcs.engine.train.MODEL_REVISIONS``)
+
+REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: PyTorch's default init left "
+                       "conv4/conv5 without input signal and starved DSS, measured by "
+                       "scripts/probe_vgg_init.py"}
+
+
+def outdated_runs(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, int]:
+    """``{run name: revision it was trained with}`` for the runs whose model has a newer revision
+    in :data:`jcs.engine.train.MODEL_REVISIONS` than their results file records (1 when absent)."""
+    from jcs.engine.train import MODEL_REVISIONS
+
+    out: Dict[str, int] = {}
+    for key, results in runs.items():
+        for result in results:
+            model = result.get("model") or (key[-1] if isinstance(key, tuple) else key)
+            have = (result.get("config") or {}).get("model_revision", 1)
+            if MODEL_REVISIONS.get(model, 1) > have:
+                out[result.get("name", model)] = have
+    return out
+
+
+def outdated_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:
+    """A note naming the runs of ``runs`` trained with an older revision of their model's code,
+    what changed, and how to retrain them; ``[]`` when all are current."""
+    old = outdated_runs(runs)
+    if not old:
+        return []
+    from jcs.engine.train import MODEL_REVISIONS
+
+    changes = sorted({r for name in old for r in range(old[name] + 1, max(MODEL_REVISIONS.values()) + 1)
+                      if r in REVISION_CHANGES})
+    what = "; ".join(REVISION_CHANGES[r] for r in changes)
+    return [f"{label}: {', '.join(sorted(old))} were trained with the earlier model code ({what}); "
+            "their numbers are shown until they are retrained (`make reproduce` does it)."]

@@ -28,7 +28,7 @@ from jcs.data.registry import SARSCOV2_BLOCKS
 
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       available_profiles,
-                      hardware_label, initialisation_notes, initialisation_summary, load_runs,
+                      hardware_label, initialisation_notes, initialisation_summary, load_runs, outdated_notes,
                       load_selected, profile_label, resolve_profile, run_label, seed_stats,
                       shown_profiles)
 
@@ -349,6 +349,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     missing = [f"{e}/{n}" for e, n in specs if (e, n) not in runs]
     notes = list(paper_notes) + differences(runs, "segmentation")
     notes += initialisation_notes(runs, f"profile {profile}")
+    notes += outdated_notes(runs, f"profile {profile}")
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
@@ -403,6 +404,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
             continue
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
+        notes += outdated_notes(runs, labels[p])
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:
@@ -781,6 +783,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
     for p, runs in with_runs.items():
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
+        notes += outdated_notes(runs, labels[p])
         per_profile[p] = differences(runs, "classification", initialisation=False)
     notes += ["The paper reports no slice-level metrics; its Table IV is patient-level."]
     notes += _merged_differences(per_profile)
