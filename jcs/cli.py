@@ -217,8 +217,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                             "`jcs train`)")
     missing = [path for path in args.paths if not Path(path).exists()]
     if missing:
-        raise UserError(f"no such volume: {', '.join(missing)} (give DICOM folders, NIfTI files or "
-                        "folders of PNG/JPEG slices)")
+        raise UserError(f"no such volume: {', '.join(missing)} (give DICOM folders, DICOM, NIfTI or "
+                        "NRRD files, or folders of PNG/JPEG slices)")
+    untrained = [flag for flag in ("classifier", "segmenter")
+                 if getattr(args, flag) is None and not (flag == "segmenter" and args.no_segment)]
+    if untrained and not args.random_weights:
+        raise UserError(
+            f"no trained weights: pass {' and '.join(f'--{flag} CKPT' for flag in untrained)}. "
+            "jcs ships no trained networks: train them with `jcs train --model jcs-classifier "
+            "--profile cpu` and `jcs train --model jcs-seg --profile cpu` (or `make reproduce "
+            "PROFILE=cpu`), which write runs/<profile>/<experiment>/<model>/seed0/model.pt. To try "
+            "the pipeline with untrained networks (a meaningless demo result), add --random-weights")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DiagnosisConfig(
@@ -235,15 +244,28 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if len(args.paths) > 1:
         return _diagnose_many(pipeline, args)
     summary = pipeline.run(args.paths[0], args.out)
-    lesion = summary["lesion"]
-    print(f"{summary['diagnosis']}: {summary['n_positive_slices']} of {summary['n_slices']} slices "
+    print(f"{summary['verdict']}: {summary['n_positive_slices']} of {summary['n_slices']} slices "
           f"positive ({summary['rule']['text']})")
-    if lesion["volume_ml"] is not None:
-        print(f"lesion volume {lesion['volume_ml']:.1f} ml, {lesion['percent_of_lung']}% of the lungs")
+    lesion_line = _lesion_line(summary["lesion"])
+    if lesion_line:
+        print(lesion_line)
     print(f"report: {Path(args.out) / 'report.html'}  ({summary['timings_s']['total']:.1f} s)")
-    for warning in pipeline.warnings:
+    for warning in summary["warnings"]:
         print(f"WARNING: {warning}")
     return 0
+
+
+def _lesion_line(lesion: Dict[str, Any]) -> str:
+    """The lesion burden in words (empty without a segmenter)."""
+    if not lesion["segmented"]:
+        return ""
+    volume = (f"lesion volume {lesion['volume_ml']:.1f} ml" if lesion["volume_ml"] is not None else
+              f"lesion {lesion['voxels']} voxels (no slice spacing, so no volume in ml)")
+    if lesion.get("lung_mask_found") is False:
+        return f"{volume}; lung mask not found, so no share of the lungs"
+    if lesion["percent_of_lung"] is None:
+        return volume
+    return f"{volume}, {lesion['percent_of_lung']}% of the lungs"
 
 
 def _diagnose_many(pipeline, args: argparse.Namespace) -> int:
@@ -254,6 +276,8 @@ def _diagnose_many(pipeline, args: argparse.Namespace) -> int:
                    f"{row['diagnosis']}: {row['n_positive_slices']} of {row['n_slices']} slices "
                    f"positive ({row['seconds']:.1f} s)")
         print(f"{row['patient']}: {verdict}")
+        for warning in row.get("volume_warnings") or ():
+            print(f"  WARNING: {warning}")
     failed = sum(1 for row in rows if row["error"])
     print(f"index: {Path(args.out) / 'index.html'}  ({len(rows) - failed} of {len(rows)} patients "
           "diagnosed; patients.csv beside it)")
@@ -417,16 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "slices.csv and images/ (several volumes: one such folder each, and an "
                     "index). Not a medical device.")
     p.add_argument("paths", nargs="+", metavar="path",
-                   help="DICOM folder, NIfTI file or folder of PNG/JPEG slices; several: one "
-                        "report each in OUT/<name>/, and OUT/index.html + patients.csv")
+                   help="DICOM folder or file, NIfTI or NRRD file, or folder of PNG/JPEG slices; "
+                        "several: one report each in OUT/<name>/, and OUT/index.html + patients.csv")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--classifier", metavar="CKPT", help="trained classifier (without: random weights, "
-                                                        "meaningless result)")
+    p.add_argument("--classifier", metavar="CKPT", help="trained classifier (model.pt of `jcs train`)")
     p.add_argument("--classifier-model", default="jcs-classifier")
-    p.add_argument("--segmenter", metavar="CKPT", help="trained segmenter (without: random weights), "
+    p.add_argument("--segmenter", metavar="CKPT", help="trained segmenter (model.pt of `jcs train`), "
                                                        "or its int8 .pt2 from `jcs quantize` (CPU)")
     p.add_argument("--segmenter-model", default="jcs-seg")
     p.add_argument("--no-segment", action="store_true", help="classification and Grad-CAM only")
+    p.add_argument("--random-weights", action="store_true",
+                   help="demo: run with untrained (random) networks where no checkpoint is given; "
+                        "the result is meaningless and the report says so")
     p.add_argument("--size", type=int, help="classifier input (default: checkpoint's, else 224)")
     p.add_argument("--seg-size", type=int, help="segmenter input (default: checkpoint's, else 512)")
     p.add_argument("--threshold", type=float, default=25.0,

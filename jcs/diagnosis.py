@@ -30,9 +30,15 @@ lung window they were made with (WL −600 / WW 1500). % of lung = lesion / (lun
 share one pipeline: the models are loaded (and, with ``compile``, compiled) once; each report goes
 to ``DIR/<name>/``, and ``DIR/index.html`` and ``DIR/patients.csv`` list them all.
 
-This is a research reproduction, **not a medical device**. Without a trained ``classifier``
-checkpoint the classifier has random weights and the result is meaningless; the report says so in
-capitals.
+**Warnings.** Every non-fatal finding of the reader (``Volume.warnings``: dropped duplicates or
+scouts, gaps, values that do not look like HU, ...) and an empty lung mask ("Lung mask not found")
+go into ``summary["warnings"]`` (the reader's also in ``summary["volume_warnings"]``), at the top
+of ``report.html``.
+
+This is a research reproduction, **not a medical device**. Without a trained checkpoint a model
+has random weights and the result is meaningless: the report says so in capitals, and its verdict
+line (``summary["verdict"]``) says it is a demo. ``jcs diagnose`` refuses to run so unless given
+``--random-weights``.
 """
 from __future__ import annotations
 
@@ -533,13 +539,15 @@ class DiagnosisPipeline:
                          "lesion_volume_ml": lesion["volume_ml"],
                          "percent_of_lung": lesion["percent_of_lung"],
                          "seconds": summary["timings_s"]["total"], "report": f"{name}/report.html",
-                         "error": ""})
+                         "volume_warnings": list(summary["volume_warnings"]), "error": ""})
         columns = ["patient", "diagnosis", "n_slices", "n_positive_slices", "effective_threshold",
-                   "lesion_volume_ml", "percent_of_lung", "seconds", "report", "source", "error"]
+                   "lesion_volume_ml", "percent_of_lung", "seconds", "report", "source",
+                   "volume_warnings", "error"]
         with open(out_dir / "patients.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, restval="")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({**row, "volume_warnings": " | ".join(row.get("volume_warnings", []))}
+                             for row in rows)
         (out_dir / "index.html").write_text(patients_html(rows, self.warnings))
         return rows
 
@@ -555,28 +563,45 @@ class DiagnosisPipeline:
         lesion: Dict[str, Any] = {"segmented": self.segmenter is not None,
                                   "voxels": lesion_voxels if self.segmenter is not None else None,
                                   "volume_ml": None, "lung_volume_ml": None, "percent_of_lung": None,
+                                  "lung_mask_found": None,
                                   "counted_slices": "positive slices only",
                                   "lung_mask": f"threshold {cfg.lung_threshold_hu:g} HU, not connected "
                                                "to the outside air, largest 3-D components, holes "
                                                "filled per slice" + ("" if volume.unit == "HU" else
                                                                      "; 8-bit values mapped to HU "
                                                                      "through the lung window")}
+        if self.segmenter is not None and voxel_ml is not None:
+            lesion["volume_ml"] = round(lesion_voxels * voxel_ml, 3)
+        warnings = list(self.warnings) + list(volume.warnings)
         if lungs is not None:
+            lesion["lung_mask_found"] = bool(lungs.any())
             union = lungs.copy()
             for i in positives:
                 if i in masks:
                     union[i] |= masks[i]
             lung_voxels = int(union.sum())
             lesion["lung_voxels"] = lung_voxels
-            lesion["percent_of_lung"] = round(100.0 * lesion_voxels / lung_voxels, 3) if lung_voxels else None
-            if voxel_ml is not None:
-                lesion["volume_ml"] = round(lesion_voxels * voxel_ml, 3)
-                lesion["lung_volume_ml"] = round(lung_voxels * voxel_ml, 3)
+            if lesion["lung_mask_found"]:
+                lesion["percent_of_lung"] = round(100.0 * lesion_voxels / lung_voxels, 3)
+                if voxel_ml is not None:
+                    lesion["lung_volume_ml"] = round(lung_voxels * voxel_ml, 3)
+            else:
+                warnings.append(f"Lung mask not found: no air below {cfg.lung_threshold_hu:g} HU "
+                                "inside the body, so the lesion share of the lungs is not given. "
+                                "The volume may not be in HU (see the warnings on its values) or "
+                                "not hold the lungs.")
+        random = [role for role, info in (("classifier", self.classifier_info),
+                                          ("segmenter", self.segmenter_info))
+                  if info.get("random_init")]
+        diagnosis = "COVID-19 positive" if positive else "COVID-19 negative"
+        verdict = diagnosis + (f" (RANDOM WEIGHTS in the {' and '.join(random)}: a demo, not a "
+                               "diagnosis)" if random else "")
         from jcs.engine.provenance import git_state, now_iso
 
         return {
             "disclaimer": DISCLAIMER,
-            "warnings": list(self.warnings),
+            "warnings": warnings,
+            "volume_warnings": list(volume.warnings),
             "created": now_iso(),
             "jcs_version": jcs.__version__,
             "git": git_state(),
@@ -585,7 +610,9 @@ class DiagnosisPipeline:
             "slice_shape": list(volume.array.shape[1:]),
             "unit": volume.unit,
             "spacing_mm": list(spacing) if spacing else None,
-            "diagnosis": "COVID-19 positive" if positive else "COVID-19 negative",
+            "diagnosis": diagnosis,
+            "verdict": verdict,
+            "random_weights": random,
             "positive": positive,
             "n_positive_slices": len(positives),
             "rule": {"slice_threshold": cfg.slice_threshold, "T": cfg.threshold,
@@ -612,7 +639,7 @@ class DiagnosisPipeline:
         }
 
 
-_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".dcm")
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".dcm")
 
 
 def report_folder_names(sources: Sequence[PathLike]) -> List[str]:
@@ -767,7 +794,9 @@ def patients_html(rows: Sequence[Dict[str, Any]], warnings: Sequence[str] = ()) 
         if row.get("error"):
             cells = f'<td colspan="5" class="error">not diagnosed: {esc(row["error"])}</td>'
         else:
-            cells = (f"<td><a href=\"{esc(row['report'])}\">{esc(row['diagnosis'])}</a></td>"
+            flags = (f'<br><span class="error">⚠ {len(row["volume_warnings"])} warning(s) on the '
+                     "volume: see the report</span>" if row.get("volume_warnings") else "")
+            cells = (f"<td><a href=\"{esc(row['report'])}\">{esc(row['diagnosis'])}</a>{flags}</td>"
                      f"<td>{row['n_positive_slices']} of {row['n_slices']} "
                      f"(T = {row['effective_threshold']:.2f})</td>"
                      f"<td>{_fmt(row['lesion_volume_ml'], ' ml')}</td>"
@@ -839,10 +868,11 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h1>JCS diagnosis report</h1>
 {warn}
 <p class="small">{esc(summary['disclaimer'])}</p>
-<p class="verdict">{esc(summary['diagnosis'])}</p>
+<p class="verdict">{esc(summary.get('verdict', summary['diagnosis']))}</p>
 <p>{summary['n_positive_slices']} of {summary['n_slices']} slices positive; rule: {esc(summary['rule']['text'])}.</p>
 <p>Lesion volume: {_fmt(lesion['volume_ml'], ' ml')} · lung volume: {_fmt(lesion['lung_volume_ml'], ' ml')} ·
-lesion share of lung: {_fmt(lesion['percent_of_lung'], ' %')}
+lesion share of lung: {'lung mask not found' if lesion.get('lung_mask_found') is False else
+                       _fmt(lesion['percent_of_lung'], ' %')}
 <span class="small">(lung mask: {esc(lesion['lung_mask'])}; lesions counted on positive slices only)</span></p>
 <p class="small">Source: <code>{esc(summary['source'])}</code> · {summary['n_slices']} slices of
 {summary['slice_shape'][0]}×{summary['slice_shape'][1]} ({esc(summary['unit'])}) · spacing

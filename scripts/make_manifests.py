@@ -39,8 +39,8 @@ def main() -> None:
     out_dir = REPO / "jcs" / "data" / "manifests"
     out_dir.mkdir(exist_ok=True)
     for info in DATASETS.values():
-        if not info.downloadable:
-            continue
+        if not info.downloadable or info.package is not None:
+            continue  # package data (pyradiomics-lungs): its manifest is written by hand
         folder = args.data_dir / info.folder
         paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                        if p.is_file() and p.name not in IGNORED)

@@ -19,6 +19,37 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def realworld_dir() -> Path:
+    """The shared real-world CT inputs (one folder per case and expected.json):
+    $JCS_REALWORLD_DIR, else ../shared/realworld next to the repo."""
+    path = Path(os.environ.get("JCS_REALWORLD_DIR") or REPO.parent / "shared" / "realworld")
+    if not (path / "expected.json").is_file():
+        pytest.skip(f"shared real-world inputs not found at {path}; set JCS_REALWORLD_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pyradiomics_lungs() -> Path:
+    """Folder with lung1_image.nrrd and lung2_image.nrrd (dataset ``pyradiomics-lungs``): the
+    data root's copy if it verifies, else fetched through pip into <repo>/data (git-ignored;
+    fetched once, then reused). Skips, saying why, when pip cannot get the archive."""
+    from jcs.data import DataError, FetchError, dataset_path, fetch, verify
+
+    for root in (os.environ.get("JCS_DATA_DIR"), REPO / "data"):
+        try:
+            if root and verify("pyradiomics-lungs", root).all_ok:
+                return dataset_path("pyradiomics-lungs", root)
+        except DataError:
+            pass
+    try:
+        report = fetch("pyradiomics-lungs", root=REPO / "data", progress=False)
+    except FetchError as error:
+        pytest.skip(f"pyradiomics 3.0.1 could not be fetched through pip (no access to PyPI?): "
+                    f"{str(error).splitlines()[0]}")
+    assert report.all_ok, report.summary()
+    return dataset_path("pyradiomics-lungs", REPO / "data")
+
 
 @pytest.fixture
 def one_thread():

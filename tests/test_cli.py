@@ -58,7 +58,7 @@ def test_models_lists_every_model_with_parameters(capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     (["train", "--model", "jcs-nope", "--profile", "smoke"], "jcs-seg, jcs-seg-aff"),
-    (["train", "--model", "jcs-seg", "--profile", "fast"], "paper, gpu, cpu, smoke"),
+    (["train", "--model", "jcs-seg", "--profile", "fast"], "paper, gpu, cpu, cpu-pretrained, smoke"),
     (["train", "--model", "jcs-seg", "--profile", "smoke", "--dataset", "lidc"], "medseg, covid-semiseg"),
     (["train", "--model", "jcs-seg", "--profile", "smoke", "--set", "seg.nope=1"], "valid keys"),
     (["data", "verify", "nope"], "medseg"),
@@ -92,13 +92,29 @@ def test_missing_inputs_of_diagnose_and_evaluate(capsys, tmp_path):
     assert code == 2 and "jcs train" in err
 
 
+def test_diagnose_without_trained_weights_refuses_and_says_how_to_get_them(capsys, data_dir,
+                                                                           tmp_path):
+    patient = data_dir / "covid_ct_md_sample" / "COVID-19" / "P002"
+    code, stdout, err = run(capsys, "diagnose", patient, "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err + stdout
+    assert "--classifier CKPT and --segmenter CKPT" in err
+    assert "jcs train --model jcs-classifier" in err and "--random-weights" in err
+    code, _, err = run(capsys, "diagnose", patient, "--out", tmp_path / "o", "--no-segment")
+    assert code == 2 and "--classifier CKPT." in err and "--segmenter CKPT" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_diagnose_png_patient(capsys, data_dir, tmp_path):
     out = tmp_path / "report"
     code, stdout, stderr = run(capsys, "diagnose", data_dir / "covid_ct_md_sample" / "COVID-19" / "P002",
                                "--out", out, "--classifier-model", "jcs-classifier-res2net50",
-                               "--size", 64, "--seg-size", 64, "--top-k", 2, "--precision", "fp32")
+                               "--size", 64, "--seg-size", 64, "--top-k", 2, "--precision", "fp32",
+                               "--random-weights")
     assert code == 0, stderr
     assert "MEANINGLESS" in stderr and "MEANINGLESS" in stdout
+    verdict = stdout.splitlines()[0]
+    assert verdict.startswith("COVID-19 ") and "RANDOM WEIGHTS in the classifier and segmenter" in verdict
+    assert "% of the lungs" in stdout and "None" not in stdout
     assert "of 133 slices" in stdout and "report.html" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_slices"] == 133 and summary["precision"] == "fp32"
@@ -111,12 +127,49 @@ def test_diagnose_several_patients_writes_an_index_and_exits_1_on_a_bad_one(caps
     code, stdout, stderr = run(capsys, "diagnose", data_dir / "covid_ct_md_sample" / "COVID-19" / "P002",
                                tmp_path / "empty", "--out", tmp_path / "out", "--quiet",
                                "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
-                               "--seg-size", 64, "--top-k", 2)
+                               "--seg-size", 64, "--top-k", 2, "--random-weights")
     assert code == 1, stderr
     assert "P002: COVID-19" in stdout and "empty: not diagnosed" in stdout
     assert "1 of 2 patients diagnosed" in stdout
     assert (tmp_path / "out" / "P002" / "report.html").is_file()
     assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "patients.csv").is_file()
+
+
+def test_diagnose_prints_the_reader_warnings_and_a_missing_lung_mask(capsys, realworld_dir,
+                                                                     tmp_path):
+    """A series without rescale (no air below -400 HU): the warnings are printed, and the lung
+    share says the lung mask was not found instead of "None%"."""
+    out = tmp_path / "report"
+    code, stdout, stderr = run(capsys, "diagnose", realworld_dir / "dcm-no-rescale", "--out", out,
+                               "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
+                               "--seg-size", 64, "--top-k", 2, "--random-weights")
+    assert code == 0, stderr
+    assert "lung mask not found" in stdout and "None" not in stdout
+    assert "WARNING: " in stdout and "RescaleIntercept" in stdout and "Lung mask not found" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert any("RescaleIntercept" in w for w in summary["volume_warnings"])
+    assert summary["lesion"]["lung_mask_found"] is False and summary["lesion"]["percent_of_lung"] is None
+    html = (out / "report.html").read_text()
+    assert html.index("RescaleIntercept") < html.index('class="verdict"')  # at the top
+    assert "lung mask not found" in html
+
+
+def test_diagnose_the_pyradiomics_chest_cts(capsys, pyradiomics_lungs, tmp_path):
+    """`jcs diagnose` on the two real chest CTs of the pyradiomics 3.0.1 archive (NRRD, HU, 5 mm
+    slices), random-weights demo at tiny sizes: both read and diagnosed, with lungs found."""
+    lungs = [pyradiomics_lungs / "lung1_image.nrrd", pyradiomics_lungs / "lung2_image.nrrd"]
+    code, stdout, stderr = run(capsys, "diagnose", *lungs, "--out", tmp_path / "out", "--quiet",
+                               "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
+                               "--seg-size", 64, "--top-k", 2, "--random-weights")
+    assert code == 0, stderr
+    assert "2 of 2 patients diagnosed" in stdout
+    for name, slices in (("lung1_image", 48), ("lung2_image", 61)):
+        summary = json.loads((tmp_path / "out" / name / "summary.json").read_text())
+        assert summary["n_slices"] == slices and summary["unit"] == "HU"
+        assert summary["spacing_mm"][0] == 5.0 and summary["volume_warnings"] == []
+        assert summary["rule"]["basis"] == "thickness"
+        assert summary["lesion"]["lung_mask_found"] and summary["lesion"]["lung_volume_ml"] > 1000
+        assert "RANDOM WEIGHTS" in summary["verdict"]
 
 
 def test_train_then_evaluate_end_to_end(capsys, data_dir, tmp_path):

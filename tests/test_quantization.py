@@ -84,7 +84,7 @@ def test_diagnose_with_an_int8_segmenter(quantised, data_dir, tmp_path, capsys):
     out = tmp_path / "report"
     patient = data_dir / "covid_ct_md_sample" / "COVID-19" / "P002"
     common = [patient, "--classifier-model", "jcs-classifier-res2net50", "--size", 64,
-              "--segmenter", quantised[1], "--top-k", 2, "--device", "cpu"]
+              "--segmenter", quantised[1], "--top-k", 2, "--device", "cpu", "--random-weights"]
     code = main([str(a) for a in ["diagnose", *common, "--out", out]])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())

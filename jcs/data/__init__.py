@@ -1,8 +1,8 @@
 """Data hub of the companion: dataset registry, fetch/verify, readers, network-input transforms,
 PyTorch datasets and a synthetic CT generator (ARCHITECTURE.md, ``jcs.data``).
 
-Only numpy, Pillow and torch are needed to import it; nibabel / pydicom (+ pylibjpeg) are imported
-when a NIfTI / DICOM file is read.
+Only numpy, Pillow and torch are needed to import it; nibabel / pydicom (+ pylibjpeg) / pynrrd /
+highdicom are imported when a NIfTI / DICOM / NRRD / multi-frame DICOM file is read.
 """
 
 from .datasets import ClassificationSlices, CTMDPatients, CTMDSlices, SegmentationSlices

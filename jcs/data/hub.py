@@ -2,9 +2,11 @@
 sha256 manifests. Back end of ``jcs data fetch NAME`` / ``jcs data verify NAME``.
 
 ``fetch`` downloads the files that are byte-identical upstream (raw GitHub URLs at a pinned
-commit). Derived files (converted PNGs, reconstructed masks, notes) are not downloaded; the only
-one ``fetch`` rebuilds is ``medseg``'s ``splits/infnet_split.csv`` (from a local covid-semiseg
-copy). ``verify`` lists the missing derived files with how they were made.
+commit), or, for data shipped inside a package's source archive on PyPI (``pyradiomics-lungs``),
+downloads that archive with pip, checks its sha256 and extracts the files. Derived files
+(converted PNGs, reconstructed masks, notes) are not downloaded; the only one ``fetch`` rebuilds
+is ``medseg``'s ``splits/infnet_split.csv`` (from a local covid-semiseg copy). ``verify`` lists
+the missing derived files with how they were made.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +127,70 @@ def _download(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, handle)
 
 
+def _pip_download(requirement: str, dest: Path) -> Path:
+    """Download the source archive of ``requirement`` into ``dest`` with this Python's pip and
+    return its path (tests replace this function). pip prepares the archive's metadata, so the
+    package's build requirements must be installed (pyradiomics: numpy and versioneer)."""
+    name = requirement.split("==")[0]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+               "--no-binary", name, "--disable-pip-version-check", "-d", str(dest), requirement]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OSError(f"pip did not run ({exc})") from exc
+    archives = sorted(dest.glob("*.tar.gz")) + sorted(dest.glob("*.zip"))
+    if done.returncode != 0 or not archives:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise OSError(f"`pip download {requirement}` failed: {tail}")
+    return archives[0]
+
+
+def _fetch_from_package(info: DatasetInfo, folder: Path, todo: list) -> None:
+    """Download ``info.package``'s source archive with pip, check its sha256 and extract the
+    files of ``todo`` (each checked against the manifest) into ``folder``."""
+    with tempfile.TemporaryDirectory(prefix="jcs-fetch-") as tmp:
+        try:
+            archive = _pip_download(info.package, Path(tmp))
+        except OSError as exc:
+            raise FetchError(f"Could not download {info.package} through pip ({exc}). It needs "
+                             "access to PyPI and, in this environment, numpy and versioneer to "
+                             "prepare the archive (`pip install numpy versioneer==0.29`).\n"
+                             f"{_manual_instructions(info, folder)}") from exc
+        digest = sha256_file(archive)
+        if digest != info.package_sha256:
+            raise CorruptFileError(
+                f"{archive.name} downloaded with sha256 {digest}, expected {info.package_sha256}: "
+                f"the package index served another file. Retry, or place the files by hand.\n"
+                f"{_manual_instructions(info, folder)}")
+        with tarfile.open(archive) as tar:
+            for entry in todo:
+                dest = folder / entry.path
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(info.members[entry.path])
+                if source is None:
+                    raise CorruptFileError(f"{archive.name} has no file {info.members[entry.path]}.")
+                part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+                with source, open(part, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+                if sha256_file(part) != entry.sha256:
+                    part.unlink()
+                    raise CorruptFileError(f"{info.members[entry.path]} in {archive.name} does not "
+                                           f"match the registered sha256 of {entry.path}.")
+                part.replace(dest)
+
+
 def _manual_instructions(info: DatasetInfo, folder: Path) -> str:
+    if info.package is not None:
+        archive = info.package.replace("==", "-") + ".tar.gz"
+        members = " ".join(info.members.values())
+        return (f"Without pip access, place the files by hand: on a machine with internet run\n"
+                f"    pip install numpy versioneer==0.29\n"
+                f"    pip download --no-deps --no-build-isolation --no-binary "
+                f"{info.package.split('==')[0]} {info.package}\n"
+                f"check `sha256sum {archive}` = {info.package_sha256}, then\n"
+                f"    tar xzf {archive} {members}\n"
+                f"and copy {', '.join(info.members)} into {folder}. Then run "
+                f"`jcs data verify {info.name}`.")
     clone = info.repo.split("/")[1]
     copies = "\n".join(f"    {upstream or '<repo root>'}  ->  {folder / local}"
                        for local, upstream in info.upstream.items())
@@ -134,7 +203,8 @@ def _manual_instructions(info: DatasetInfo, folder: Path) -> str:
 
 def fetch(name: str, root: str | os.PathLike | None = None, progress: bool = True) -> VerifyReport:
     """Download the upstream files of ``name`` into ``root`` (default :func:`data_root`), check
-    each sha256, rebuild what can be rebuilt, and return :func:`verify`'s report.
+    each sha256, rebuild what can be rebuilt, and return :func:`verify`'s report. Data inside a
+    package's source archive comes through pip (:attr:`DatasetInfo.package`).
 
     Files already present with the right checksum are skipped. A failed download raises
     :class:`FetchError` naming the URL and explaining how to place the files by hand; a download
@@ -145,9 +215,11 @@ def fetch(name: str, root: str | os.PathLike | None = None, progress: bool = Tru
         raise FetchError(info.how_to_get)
     base = Path(root) if root is not None else data_root()
     folder = base / info.folder
-    todo = [f for f in info.files() if f.url is not None
+    todo = [f for f in info.files() if (f.url is not None or f.path in info.members)
             and not ((folder / f.path).is_file() and sha256_file(folder / f.path) == f.sha256)]
-    if todo:
+    if todo and info.package is not None:
+        _fetch_from_package(info, folder, todo)
+    elif todo:
         from tqdm.auto import tqdm
 
         for entry in tqdm(todo, desc=f"fetch {name}", unit="file", disable=not progress):

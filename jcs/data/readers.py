@@ -1,44 +1,37 @@
-"""Readers for CT slices, masks and volumes (PNG/JPEG, DICOM series, NIfTI, folders of slices).
+"""Readers for CT slices, masks and volumes: PNG/JPEG slices and masks here, and
+:func:`read_volume`, which finds what a path holds and hands it to the volume reader of its kind
+(:mod:`jcs.data.dicom`, :mod:`jcs.data.nifti`, :mod:`jcs.data.nrrd`, or a folder of slices).
 
 All readers raise a :class:`~jcs.data.errors.DataError` subclass that names the file and says what
-to do. nibabel and pydicom are imported only when a NIfTI / DICOM file is read.
+to do. nibabel, pydicom, pynrrd and highdicom are imported only when such a file is read.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .dicom import read_dicom_series, read_multiframe
+from .dicom_files import is_dicom_file, is_dicomdir, read_dicomdir, sort_folder, subfolders_with_dicom
 from .errors import (CorruptFileError, DataError, DatasetNotFoundError, EmptyFolderError,
-                     MissingDependencyError, MixedSeriesError, ShapeMismatchError)
+                     ShapeMismatchError)
+from .nifti import read_nifti
+from .nrrd import NRRD_SUFFIXES, read_nrrd
+from .volume import Volume
+
+__all__ = ["IMAGE_SUFFIXES", "Volume", "natural_key", "read_dicom_series", "read_label_map",
+           "read_mask", "read_multiframe", "read_nifti", "read_nrrd", "read_pair_list",
+           "read_slice", "read_slice_folder", "read_volume", "spacing_from_meta",
+           "volume_to_uint8", "window"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _GRAY_CONVERTIBLE = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
 _REFETCH = "Replace the file (re-download it with `jcs data fetch NAME`, then `jcs data verify NAME`)."
-
-
-@dataclass
-class Volume:
-    """A CT volume: ``array`` float32 S×H×W (slice 0 = most superior for DICOM/NIfTI), ``spacing``
-    (z, y, x) in mm or None, ``unit`` "HU" or "uint8" (8-bit display values), ``source`` path and
-    one ``slice_ids`` entry per slice."""
-
-    array: np.ndarray
-    spacing: tuple[float, float, float] | None
-    unit: Literal["HU", "uint8"]
-    source: str
-    slice_ids: list[str]
-
-    def __len__(self) -> int:
-        return self.array.shape[0]
 
 
 def _open_image(path: str | Path) -> Image.Image:
@@ -60,7 +53,8 @@ def read_slice(path: str | Path) -> np.ndarray:
     image = _open_image(path)
     if image.mode not in _GRAY_CONVERTIBLE:
         raise DataError(f"{path}: image mode {image.mode!r} (e.g. 16-bit) is not an 8-bit slice; "
-                        "convert it to 8-bit first (for HU data use jcs.data.window).")
+                        "convert it to 8-bit first (for HU data, apply a lung window: level -600, "
+                        "width 1500).")
     return np.array(image.convert("L"), dtype=np.uint8)
 
 
@@ -146,25 +140,46 @@ def natural_key(name: str) -> list:
 
 
 def read_volume(path: str | Path) -> Volume:
-    """Read a CT volume: a DICOM series folder, a NIfTI file (.nii/.nii.gz) or a folder of slices."""
+    """Read a CT volume from what ``path`` holds (see :class:`Volume` for the result).
+
+    A file: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), a DICOMDIR (followed to
+    its series), or a DICOM file recognised by its content (a multi-frame file is a whole
+    volume). A folder: the DICOM files in it, whatever their names (one series; other files are
+    left out with a warning), else the series its DICOMDIR lists, else its PNG/JPEG slices.
+    Raises a :class:`DataError` subclass that names the path and says what to do.
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetNotFoundError(f"{path}: no such file or folder.")
     if path.is_file():
-        if path.name.lower().endswith((".nii", ".nii.gz")):
+        name = path.name.lower()
+        if name.endswith((".nii", ".nii.gz")):
             return read_nifti(path)
-        if _is_dicom(path):
+        if name.endswith(NRRD_SUFFIXES):
+            return read_nrrd(path)
+        if is_dicomdir(path):
+            return read_dicomdir(path, read_dicom_series)
+        if is_dicom_file(path):
             return read_dicom_series([path], source=path)
-        raise DataError(f"{path}: read_volume expects a DICOM folder, a NIfTI file or a folder of "
-                        "slices; use read_slice for a single image.")
-    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
-    dicoms = [p for p in files if _is_dicom(p)]
+        raise DataError(f"{path}: not a CT volume: give a DICOM folder, a DICOM, NIfTI or NRRD file, "
+                        "or a folder of PNG/JPEG slices (a single image is a slice, not a volume).")
+    dicoms, dicomdirs, others = sort_folder(path)
     if dicoms:
-        return read_dicom_series(dicoms, source=path)
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        notes = []
+        if others:
+            notes.append(f"{path}: left out {len(others)} file(s) that are not DICOM "
+                         f"({', '.join(p.name for p in others[:5])}"
+                         f"{' ...' if len(others) > 5 else ''}).")
+        return read_dicom_series(dicoms, source=path, notes=notes)
+    if dicomdirs:
+        return read_dicomdir(dicomdirs[0], read_dicom_series)
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in others):
         return read_slice_folder(path)
-    raise EmptyFolderError(f"{path} holds no DICOM files and no PNG/JPEG slices; point read_volume "
-                           "at the folder of one series.")
+    subfolders = subfolders_with_dicom(path)
+    hint = (f" Its sub-folders hold DICOM files ({', '.join(str(p) for p in subfolders)}): give "
+            "the folder of one series." if subfolders else
+            " Give the folder of one DICOM series, a NIfTI or NRRD file, or a folder of slices.")
+    raise EmptyFolderError(f"{path} holds no DICOM files and no PNG/JPEG slices.{hint}")
 
 
 def read_slice_folder(folder: str | Path) -> Volume:
@@ -204,142 +219,6 @@ def spacing_from_meta(meta_path: str | Path) -> tuple[float, float, float] | Non
         z = float(np.median(np.abs(np.diff(np.asarray(locations, dtype=np.float64)))))
     elif meta.get("slice_thickness_mm") is not None:
         z = float(meta["slice_thickness_mm"])
-    else:
-        return None
-    return z, y, x
-
-
-def _require(module: str, purpose: str):
-    try:
-        return __import__(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is needed for {purpose}; install it with `pip install 'jcs[io]'` "
-            "(nibabel, pydicom, pylibjpeg, pylibjpeg-libjpeg).") from exc
-
-
-def read_nifti(path: str | Path) -> Volume:
-    """Read a NIfTI volume in radiological display orientation.
-
-    The image is reoriented to the closest RAS+ axes and flipped so that slice 0 is the most
-    superior, row 0 anterior and column 0 the patient's right (as a DICOM axial display).
-    Values are scaled by the header's slope/intercept; unit "uint8" for 8-bit files, else "HU".
-    """
-    nibabel = _require("nibabel", f"reading the NIfTI file {path}")
-    path = Path(path)
-    try:
-        image = nibabel.load(str(path))
-        canonical = nibabel.as_closest_canonical(image)
-        data = canonical.get_fdata(dtype=np.float32)
-    except Exception as exc:  # nibabel raises many types (ImageFileError, EOFError, zlib.error)
-        raise CorruptFileError(f"{path}: cannot read NIfTI ({exc}). {_REFETCH}") from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ShapeMismatchError(f"{path}: expected a 3-D volume, got shape {data.shape}.")
-    array = np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
-    zoom_x, zoom_y, zoom_z = (float(v) for v in canonical.header.get_zooms()[:3])
-    unit = "uint8" if image.get_data_dtype() == np.uint8 else "HU"
-    return Volume(array, (zoom_z, zoom_y, zoom_x), unit, str(path),
-                  [f"{path.name}:{k}" for k in range(array.shape[0])])
-
-
-def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() == ".dcm":
-        return True
-    if path.suffix:
-        return False
-    with open(path, "rb") as handle:
-        return handle.read(132)[128:] == b"DICM"
-
-
-def _dicom_position(header) -> float | None:
-    """Superior-inferior coordinate of a slice (LPS z, larger = more superior)."""
-    if "ImagePositionPatient" in header:
-        return float(header.ImagePositionPatient[2])
-    if "SliceLocation" in header:
-        return float(header.SliceLocation)
-    return None
-
-
-def read_dicom_series(files: list[Path], source: str | Path) -> Volume:
-    """Read one DICOM series into HU (``pixel * RescaleSlope + RescaleIntercept``).
-
-    Slices are ordered superior -> inferior (ImagePositionPatient z, else SliceLocation,
-    descending; else InstanceNumber ascending), the order of the COVID-CT-MD slice labels.
-    Compressed transfer syntaxes (e.g. JPEG lossless) need pylibjpeg + pylibjpeg-libjpeg or GDCM.
-    """
-    pydicom = _require("pydicom", f"reading the DICOM series in {source}")
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import get_decoder
-
-    if not files:
-        raise EmptyFolderError(f"{source} holds no DICOM files.")
-    headers = []
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Invalid value for VR", category=UserWarning)
-        warnings.filterwarnings("ignore", message="End of file reached", category=UserWarning)
-        for path in sorted(files, key=lambda p: natural_key(p.name)):
-            try:
-                headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
-            except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
-                raise CorruptFileError(f"{path}: not a readable DICOM file ({exc}). "
-                                       "Remove it from the folder or replace it.") from exc
-        series: dict[str, list[Path]] = {}
-        for path, header in headers:
-            series.setdefault(str(header.get("SeriesInstanceUID", "<none>")), []).append(path)
-        if len(series) > 1:
-            listing = "; ".join(f"{uid} ({len(paths)} files, e.g. {paths[0].name})"
-                                for uid, paths in series.items())
-            raise MixedSeriesError(f"{source} mixes {len(series)} DICOM series: {listing}. Put each "
-                                   "series (SeriesInstanceUID) in its own folder and read them "
-                                   "separately.")
-        positions = [_dicom_position(h) for _, h in headers]
-        if all(p is not None for p in positions) and len(set(positions)) == len(positions):
-            order = sorted(range(len(headers)), key=lambda i: -positions[i])
-        else:
-            order = sorted(range(len(headers)), key=lambda i: int(headers[i][1].get("InstanceNumber", i)))
-        headers = [headers[i] for i in order]
-        slices = []
-        for path, header in headers:
-            syntax = header.file_meta.get("TransferSyntaxUID")
-            try:
-                available = syntax is None or get_decoder(syntax).is_available
-            except NotImplementedError as exc:
-                raise DataError(f"{path}: pydicom cannot decode transfer syntax {syntax} ({exc}); "
-                                "convert the series to uncompressed DICOM (e.g. gdcmconv --raw).") from exc
-            if not available:
-                raise MissingDependencyError(
-                    f"{path}: pixel data is compressed ({syntax.name}); install pylibjpeg and "
-                    "pylibjpeg-libjpeg (`pip install 'jcs[io]'`) or GDCM to decode it.")
-            try:
-                pixels = pydicom.dcmread(path).pixel_array
-            except Exception as exc:  # decoders raise many types on truncated/corrupt pixel data
-                raise CorruptFileError(f"{path}: cannot decode DICOM pixel data ({exc}). "
-                                       f"{_REFETCH}") from exc
-            if pixels.ndim != 2:
-                raise ShapeMismatchError(f"{path}: expected one 2-D slice, got shape {pixels.shape}.")
-            slope = float(header.get("RescaleSlope", 1.0))
-            intercept = float(header.get("RescaleIntercept", 0.0))
-            slices.append(pixels.astype(np.float32) * slope + intercept)
-    for (path, _), s in zip(headers, slices):
-        if s.shape != slices[0].shape:
-            raise ShapeMismatchError(f"{path}: slice size {s.shape} differs from "
-                                     f"{headers[0][0].name} {slices[0].shape} in the same series.")
-    return Volume(np.stack(slices), _dicom_spacing([h for _, h in headers], positions, order),
-                  "HU", str(source), [p.name for p, _ in headers])
-
-
-def _dicom_spacing(headers, positions, order) -> tuple[float, float, float] | None:
-    first = headers[0]
-    if "PixelSpacing" not in first:
-        return None
-    y, x = (float(v) for v in first.PixelSpacing)
-    ordered = [positions[i] for i in order]
-    if len(ordered) > 1 and all(p is not None for p in ordered):
-        z = float(np.median(np.abs(np.diff(ordered))))
-    elif "SliceThickness" in first:
-        z = float(first.SliceThickness)
     else:
         return None
     return z, y, x

@@ -4,7 +4,9 @@ how to read it, and the sha256 of every file of the local copy (``manifests/<nam
 Local copies live under :func:`data_root` (``$JCS_DATA_DIR``, else ``<repo>/data``), one folder per
 dataset (``DatasetInfo.folder``). Files that are byte-identical to a file of a public GitHub
 repository at a pinned commit get a raw-file URL; files that were converted or written when the copy
-was prepared are "derived" and carry a note on how they were made (see ``data/README.md``).
+was prepared are "derived" and carry a note on how they were made (see ``data/README.md``). Files
+that ship inside a package's source archive on PyPI (``pyradiomics-lungs``) are fetched through pip,
+the archive pinned by version and sha256.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class DatasetInfo:
     ``upstream`` maps a local path prefix to the path prefix of the byte-identical file in
     ``repo`` at ``commit``; ``derived`` maps a local fnmatch pattern to how such files were made
     (checked first). ``how_to_get`` explains how to obtain data that cannot be downloaded.
+    ``package`` (a pip requirement, ``name==version``), ``package_sha256`` and ``members`` (local
+    path -> path inside the package's source archive) describe data fetched through pip.
     """
 
     name: str
@@ -57,10 +61,13 @@ class DatasetInfo:
     upstream: dict[str, str] = field(default_factory=dict)
     derived: dict[str, str] = field(default_factory=dict)
     how_to_get: str | None = None
+    package: str | None = None
+    package_sha256: str | None = None
+    members: dict[str, str] = field(default_factory=dict)
 
     @property
     def downloadable(self) -> bool:
-        return self.repo is not None
+        return self.repo is not None or self.package is not None
 
     def derivation_of(self, path: str) -> str | None:
         """How the local file ``path`` was made, or None if it is an upstream file."""
@@ -81,7 +88,7 @@ class DatasetInfo:
     def url_for(self, path: str) -> str | None:
         """Raw-file URL of ``path`` at the pinned commit, or None if it is derived."""
         upstream = self.upstream_path(path)
-        if upstream is None:
+        if upstream is None or self.repo is None:
             return None
         return RAW_URL.format(repo=self.repo, commit=self.commit, path=quote(upstream, safe="/"))
 
@@ -307,6 +314,29 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
         commit=_SARSCOV2_COMMIT,
         upstream={"COVID/": "Data/master-data/COVID/", "NonCOVID/": "Data/master-data/NonCOVID/"},
         derived={"README.md": _COPY_NOTES},
+    ),
+    DatasetInfo(
+        name="pyradiomics-lungs",
+        folder="pyradiomics_lung_ct",
+        title="Two real chest CT volumes (lung1, lung2) from the PyRadiomics 3.0.1 source archive",
+        description=(
+            "lung1_image.nrrd (512x512x48) and lung2_image.nrrd (512x512x61): axial chest CT in HU, "
+            "5 mm slices, 0.57 / 0.63 mm pixels, gzip NRRD (LPS space): PyRadiomics' lung test "
+            "cases (each with a labelled finding in the archive, not copied). The archive gives no "
+            "diagnosis; the project treats them as non-COVID patients."),
+        source=("PyPI source archive pyradiomics-3.0.1.tar.gz (sha256 47c57f44...), folder "
+                "pyradiomics-3.0.1/data/ (https://pypi.org/project/pyradiomics/3.0.1/); fetched "
+                "with pip, which needs numpy and versioneer to prepare the archive's metadata"),
+        licence=("PyRadiomics is BSD-3-Clause (Harvard Medical School); the archive states no "
+                 "separate licence or origin for the images (unverified). Not redistributed here."),
+        citation=("J. J. M. van Griethuysen et al. Computational radiomics system to decode the "
+                  "radiographic phenotype. Cancer Research 77(21):e104-e107, 2017. "
+                  "doi:10.1158/0008-5472.CAN-17-0339"),
+        reader="read_volume(<folder>/lung1_image.nrrd)",
+        package="pyradiomics==3.0.1",
+        package_sha256="47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5",
+        members={"lung1_image.nrrd": "pyradiomics-3.0.1/data/lung1_image.nrrd",
+                 "lung2_image.nrrd": "pyradiomics-3.0.1/data/lung2_image.nrrd"},
     ),
     DatasetInfo(
         name="covid-cs",

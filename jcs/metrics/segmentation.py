@@ -3,7 +3,10 @@
 
 Conventions (all documented in models_and_metrics.md §8.2-8.3):
 
-* ``pred`` is a probability map in [0, 1] (float) or an 8-bit map (uint8, divided by 255).
+* ``pred`` is a probability map in [0, 1] (float) or an 8-bit map (uint8, divided by 255). A
+  float map whose every value lies within ``LEVEL_TOL`` of a level k/255 is an 8-bit map given
+  as floats (``u8 / 255``, ``u8 * (1/255)``, float32 tensors: their rounding lands some pixels
+  just below k/255) and is put back on those levels, so it scores as the uint8 map would.
 * ``gt`` is binary: bool, or numbers where ``> 0.5`` is foreground; a uint8 mask whose maximum
   exceeds 1 is an 8-bit PNG mask and uses ``gt > 128`` as Fan's toolboxes.
 * Fixed-threshold metrics binarise with ``pred > threshold`` (0.5 by default), as pysodmetrics'
@@ -29,6 +32,9 @@ EPS = float(np.spacing(1))  # MATLAB eps, as Fan's E-/S-measure code
 N_THRESHOLDS = 256
 THRESHOLDS = np.arange(255, -1, -1) / 255.0  # threshold of curve point i
 EMPTY_POLICIES = ("exclude", "score_one", "zero")
+#: Largest distance, in 8-bit levels (p·255), of a float map's values from k/255 for the map to be
+#: taken as an 8-bit map (float32 rounding of k/255 is below 1e-4 levels).
+LEVEL_TOL = 1e-3
 ADAPTIVE_MODES = ("jcs", "sod")
 
 __all__ = [
@@ -63,8 +69,20 @@ def _to_numpy(x, name: str) -> np.ndarray:
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
 
 
+def _on_levels(pred: np.ndarray) -> np.ndarray:
+    """``pred`` put exactly on the levels k/255 when every value is within :data:`LEVEL_TOL`
+    levels of one (an 8-bit map given as floats); otherwise ``pred`` unchanged. Without this the
+    curves' ``uint8(p·255)`` truncation puts pixels stored just below k/255 one level low."""
+    scaled = pred * 255.0
+    levels = np.rint(scaled)
+    if pred.size and np.abs(scaled - levels).max() <= LEVEL_TOL:
+        return levels / 255.0
+    return pred
+
+
 def _prediction(pred: np.ndarray) -> np.ndarray:
-    """float64 map in [0, 1]; uint8 maps are divided by 255."""
+    """float64 map in [0, 1]; uint8 maps are divided by 255, 8-bit maps given as floats are put
+    back on their levels (:func:`_on_levels`)."""
     if pred.dtype == np.uint8:
         return pred.astype(np.float64) / 255.0
     if pred.dtype == np.bool_:
@@ -76,7 +94,7 @@ def _prediction(pred: np.ndarray) -> np.ndarray:
             f"pred values must lie in [0, 1] (got min {lo}, max {hi}): pass probabilities "
             "(apply torch.sigmoid to logits) or a uint8 map in 0-255"
         )
-    return pred
+    return _on_levels(pred)
 
 
 def _ground_truth(gt: np.ndarray) -> np.ndarray:
