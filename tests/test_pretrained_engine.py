@@ -158,3 +158,19 @@ def test_smoke_training_of_the_packaged_classifier(tmp_path, data_dir):
     model, info = load_trained_model(result["checkpoint"])
     assert info["model_options"] == {"pretrained": "packaged"}
     assert type(model).__name__ == "EfficientNetLiteClassifier"
+
+
+def test_table4_cohort_adds_the_pyradiomics_volumes(data_dir, pyradiomics_lungs):
+    from jcs.engine.cohort import patient_slices, table4_cohort
+
+    patients, notes = table4_cohort(data_dir)
+    assert [p["id"] for p in patients] == ["P001", "P002", "cap001", "cap002", "normal001",
+                                           "normal002", "lung1", "lung2"] and not notes
+    lung2 = patients[-1]
+    assert lung2["label"] == 0 and lung2["diagnosis"] == "non-COVID (assumed)"
+    slices = patient_slices(lung2, 64)
+    assert len(slices) == lung2["n_slices"] == 61 and lung2["spacing"][0] == 5.0
+    item = slices[30]
+    assert item["image"].shape == (3, 64, 64) and item["name"] == "lung2/030"
+    without, notes = table4_cohort(data_dir, with_pyradiomics=False)
+    assert len(without) == 6

@@ -27,10 +27,13 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from jcs.data import CTMDPatients, data_root as default_data_root
+from torch.utils.data import Subset
+
+from jcs.data import data_root as default_data_root
 from jcs.metrics import classification_metrics, patient_threshold_scale, threshold_sweep
 
-from .datasets import PatientSlices, evenly_spaced
+from .cohort import table4_cohort, patient_slices
+from .datasets import evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
 from .profiles import Profile, config_hash, get_profile, run_fields
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
@@ -42,6 +45,9 @@ from .train import run_paths, train
 PathLike = Union[str, Path]
 SEGMENTATION_ABLATION = ("jcs-seg-base", "jcs-seg-efm", "jcs-seg-aff", "jcs-seg")
 COMPARISON = ("unet", "dss", "poolnet", "egnet")
+# The COVID-CT-MD sample patients: a Table IV cohort of only these keeps the config (and hash) of
+# the runs made before the PyRadiomics volumes joined it.
+CTMD_IDS = ["P001", "P002", "cap001", "cap002", "normal001", "normal002"]
 
 
 @dataclass(frozen=True)
@@ -106,13 +112,13 @@ def scaled_thresholds(profile: Profile, patients: Sequence[Dict[str, Any]]) -> D
     COVID-CS scans with ~1 mm slices (``profile.paper_slice_mm``); COVID-CT-MD has 2 mm slices, so
     the same lesion extent along z covers half as many slices and T_eff = T · 1 mm / 2 mm (by
     slice count, T · S / 300, for a patient without spacing). ``patients``: dicts with ``id``,
-    ``spacing`` (z first, or None) and ``slice_paths``. ``scaled``: T × the median factor, for
+    ``spacing`` (z first, or None) and ``n_slices``. ``scaled``: T × the median factor, for
     tables; the sweep uses each patient's own factor (``per_patient``)."""
     per_patient = {}
     for patient in patients:
         spacing = patient["spacing"][0] if patient["spacing"] else None
         factor, basis = patient_threshold_scale(spacing_mm=spacing,
-                                                n_slices=len(patient["slice_paths"]),
+                                                n_slices=patient["n_slices"],
                                                 reference_slice_mm=profile.paper_slice_mm)
         per_patient[patient["id"]] = {"scale": factor, "basis": basis, "slice_mm": spacing}
     scale = statistics.median(v["scale"] for v in per_patient.values())
@@ -139,6 +145,9 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     path = result_path(results_dir, prof.name, "table4", name, seed)
     config = {"kind": "patients", "profile": run_fields(prof.to_dict(), "patients"),
               "classifier": name, "classifier_config_hash": cls["config_hash"], "seed": seed}
+    cohort_ids = [p["id"] for p in table4_cohort(data_root)[0]]
+    if cohort_ids != CTMD_IDS:  # files written before the cohort grew keep their hash
+        config["cohort"] = cohort_ids
     chash = config_hash(config)
     if skip_finished and finished(path, config, "patients"):
         return load_result(path)
@@ -149,11 +158,11 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     model, info = load_trained_model(cls["checkpoint"])
     model = prepare_model(model, device, prof.channels_last)
     size = info["input_size"]
-    cohort = CTMDPatients(data_root)
-    thresholds = scaled_thresholds(prof, cohort.patients)
-    scales = {pid: v["scale"] for pid, v in thresholds["per_patient"].items()}
+    cohort, cohort_notes = table4_cohort(data_root)
     patients, files = _classify_patients(model, cohort, size, prof, device, precision,
                                          quiet_default(quiet))
+    thresholds = scaled_thresholds(prof, cohort)  # volume patients' spacing known once read
+    scales = {pid: v["scale"] for pid, v in thresholds["per_patient"].items()}
     by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
     max_slices = max(p["n_slices"] for p in patients)
     labelled = [(lab, s) for p in patients if p["slice_labels"] is not None
@@ -177,7 +186,9 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
         "metrics": {"slice": slice_metrics,
                     "patient": {str(row["threshold"]): row for row in sweep},
                     "seconds_per_patient": round(float(np.mean([p["seconds"] for p in patients])), 3)},
-        "data": {"dataset": "covid-ct-md", "patients": [p["id"] for p in patients],
+        "cohort_notes": cohort_notes,
+        "data": {"dataset": "+".join(dict.fromkeys(p["source"] for p in patients)),
+                 "patients": [p["id"] for p in patients],
                  "files": hashed["files"], "digest": hashed["digest"]},
         "timing": {"eval_s": round(sum(p["seconds"] for p in patients), 3), "started": started,
                    "finished": now_iso()},
@@ -190,29 +201,31 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     return result
 
 
-def _classify_patients(model, cohort: CTMDPatients, size: int, prof: Profile,
+def _classify_patients(model, cohort: List[Dict[str, Any]], size: int, prof: Profile,
                        device, precision: str, quiet: bool) -> tuple[List[Dict[str, Any]], List[Path]]:
-    """Slice scores of every patient (``prof.patient_max_slices`` evenly spaced slices each, all
-    by default) and the files read."""
+    """Slice scores of every patient of :func:`~jcs.engine.cohort.table4_cohort`
+    (``prof.patient_max_slices`` evenly spaced slices each, all by default) and the files read."""
     patients, files = [], []
-    for patient in tqdm(cohort.patients, desc="patients", disable=quiet):
-        keep = evenly_spaced(len(patient["slice_paths"]), prof.patient_max_slices)
-        keep = keep if keep is not None else list(range(len(patient["slice_paths"])))
-        slice_paths = [patient["slice_paths"][i] for i in keep]
-        labels = patient["slice_labels"]
+    for patient in tqdm(cohort, desc="patients", disable=quiet):
         tic = time.perf_counter()
-        scores = classifier_scores(model, PatientSlices(slice_paths, size), device=device,
+        slices = patient_slices(patient, size)
+        keep = evenly_spaced(len(slices), prof.patient_max_slices)
+        keep = keep if keep is not None else list(range(len(slices)))
+        labels = patient["slice_labels"]
+        scores = classifier_scores(model, Subset(slices, keep), device=device,
                                    precision=precision, channels_last=prof.channels_last,
                                    batch_size=prof.eval_batch_size)
         patients.append({
             "id": patient["id"], "diagnosis": patient["diagnosis"], "label": patient["label"],
-            "n_slices": len(scores), "spacing_mm": patient["spacing"],
+            "source": patient["source"], "n_slices": len(scores),
+            "spacing_mm": list(patient["spacing"]) if patient["spacing"] else None,
             "n_positive": sum(int(s >= 0.5) for s in scores),
             "seconds": round(time.perf_counter() - tic, 3),
             "slice_scores": [round(s, 5) for s in scores],
             "slice_labels": None if labels is None else [int(labels[i]) for i in keep],
             "slice_index": keep})
-        files += slice_paths
+        files += ([patient["files"][i] for i in keep] if "volume" not in patient
+                  else list(patient["files"]))
     return patients, files
 
 

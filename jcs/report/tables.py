@@ -977,6 +977,25 @@ def _sweep_values(results: Sequence[Dict[str, Any]], threshold: Any, key: str) -
             for t_paper, row in zip(r["thresholds"]["paper"], r["sweep"]) if t_paper == threshold]
 
 
+def cohort_description(patients: Sequence[Dict[str, Any]]) -> str:
+    """Where Table IV's patients come from, e.g. "6 COVID-CT-MD patients (2 COVID-19, 2 CAP,
+    2 Normal) + 2 chest CT volumes of the PyRadiomics 3.0.1 archive (lung1, lung2; no diagnosis
+    given, counted as non-COVID)"."""
+    parts = []
+    ctmd = [q for q in patients if q.get("source", "covid-ct-md") == "covid-ct-md"]
+    if ctmd:
+        counts = {}
+        for q in ctmd:
+            counts[q["diagnosis"]] = counts.get(q["diagnosis"], 0) + 1
+        parts.append(f"{len(ctmd)} COVID-CT-MD patients ("
+                     + ", ".join(f"{n} {d}" for d, n in counts.items()) + ")")
+    radiomics = [q["id"] for q in patients if q.get("source") == "pyradiomics-lungs"]
+    if radiomics:
+        parts.append(f"{len(radiomics)} chest CT volumes of the PyRadiomics 3.0.1 archive "
+                     f"({', '.join(radiomics)}; no diagnosis given, counted as non-COVID)")
+    return " + ".join(parts)
+
+
 def _table4_notes(results_dir: PathLike, profile: str, names: Sequence[str],
                   seeds: Optional[Sequence[int]]) -> List[str]:
     """How the classifiers behind a profile's Table IV were trained (their own results: the
@@ -1037,7 +1056,8 @@ def _table4_side_by_side(results_dir: PathLike, shown: Sequence[str],
                      + ("; the GPU data bundle leaves COVID-CT-MD out"
                         if p == "gpu" and not loaded[p] else "") + ".")
     for p, runs in with_runs.items():
-        notes.append(f"{labels[p]}: {run_label(p, runs)}.")
+        cohort = cohort_description(next(iter(runs.values()))[0]["patients"])
+        notes.append(f"{labels[p]}: {run_label(p, runs)}; patients: {cohort}.")
     notes.append(f"Only {len(patients)} patients: sensitivity rests on {n_pos} and specificity "
                  f"on {len(patients) - n_pos} patients, so they move in steps of "
                  f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
@@ -1052,8 +1072,7 @@ def _table4_side_by_side(results_dir: PathLike, shown: Sequence[str],
         "labels": labels, "rows": rows,
         "hardware": "; ".join(f"{labels[p]}: {hardware_label(r)}" for p, r in with_runs.items()),
         "ours": (f"a sensitivity and a specificity row per profile and classifier run; "
-                 f"{len(patients)} COVID-CT-MD patients ({n_pos} COVID-19, "
-                 f"{len(patients) - n_pos} CAP or normal)"),
+                 f"{cohort_description(patients)} (each profile's patients in the notes)"),
         "n_patients": len(patients), "n_positive": n_pos, "n_negative": len(patients) - n_pos,
         "definitions": {
             "positive patient": "more than T slices with P(COVID-19) ≥ 0.5",
@@ -1116,8 +1135,7 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
     df.attrs.update({
         "title": paper.TABLE4.title, "profile": profile, "profiles": [profile],
         "labels": {profile: profile_label(profile)}, "hardware": hardware_label(runs),
-        "ours": (f"{run_label(profile, runs)}; {len(patients)} COVID-CT-MD patients "
-                 f"({n_pos} COVID-19, {len(patients) - n_pos} CAP or normal)"),
+        "ours": f"{run_label(profile, runs)}; {cohort_description(patients)}",
         "n_patients": len(patients), "n_positive": n_pos, "n_negative": len(patients) - n_pos,
         "definitions": {
             "positive patient": "more than T slices with P(COVID-19) ≥ 0.5",
