@@ -14,7 +14,7 @@ from jcs.engine.schedule import learning_rate
 
 
 def test_profiles_listed_and_paper_recipe():
-    assert list_profiles() == ["paper", "gpu", "cpu", "smoke"]
+    assert list_profiles() == ["paper", "gpu", "cpu", "cpu-pretrained", "smoke"]
     paper = get_profile("paper")
     seg, cls = paper.seg, paper.cls
     assert (seg.size, seg.epochs, seg.batch_size, seg.optimizer, seg.lr) == (512, 60, 1, "adam", 2.5e-5)
@@ -53,7 +53,7 @@ def test_bad_values_are_rejected(overrides, error):
 
 
 def test_unknown_profile():
-    with pytest.raises(KeyError, match="valid profiles: paper, gpu, cpu, smoke"):
+    with pytest.raises(KeyError, match="valid profiles: paper, gpu, cpu, cpu-pretrained, smoke"):
         get_profile("laptop")
 
 
@@ -94,9 +94,9 @@ def test_rng_state_roundtrip_repeats_every_generator():
 
 
 def test_thresholds_scaled_per_patient_by_thickness_else_count():
-    patients = [{"id": "a", "spacing": (2.0, 0.7, 0.7), "slice_paths": [""] * 150},
-                {"id": "b", "spacing": (2.0, 0.7, 0.7), "slice_paths": [""] * 130},
-                {"id": "c", "spacing": None, "slice_paths": [""] * 60}]  # e.g. a PNG folder
+    patients = [{"id": "a", "spacing": (2.0, 0.7, 0.7), "n_slices": 150},
+                {"id": "b", "spacing": (2.0, 0.7, 0.7), "n_slices": 130},
+                {"id": "c", "spacing": None, "n_slices": 60}]  # e.g. a PNG folder
     t = scaled_thresholds(get_profile("cpu"), patients)
     assert t["paper"] == [15, 20, 25, 30] and t["slice_mm"] == 2.0
     assert t["per_patient"]["a"] == {"scale": 0.5, "basis": "thickness", "slice_mm": 2.0}
