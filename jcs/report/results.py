@@ -282,9 +282,9 @@ def initialisation_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> L
 # ---------------------------------------------------------------------------------------------
 # Runs trained before a model's code changed (``jcs.engine.train.MODEL_REVISIONS``)
 
-REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: PyTorch's default init left "
-                       "conv4/conv5 without input signal and starved DSS, measured by "
-                       "scripts/probe_vgg_init.py"}
+REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: with PyTorch's default init "
+                       "its conv4/conv5 features barely vary with the input, the suspected cause "
+                       "of DSS's collapsed maps"}
 
 
 def outdated_runs(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, int]:
