@@ -235,6 +235,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     if skip_finished and finished(paths.result, config, task):
         return load_result(paths.result)
 
+    code = git_state()  # the code this process runs: taken now, not when the results are written
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = prof.cudnn_benchmark
     paths.run_dir.mkdir(parents=True, exist_ok=True)
@@ -308,7 +309,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
                    "eval_s": round(evaluation["eval_s"] + sum(t["eval_s"] for t in tests.values()), 3),
                    "started": state["started"], "finished": now_iso()},
         "memory": peak_memory(device),
-        "environment": {"git": git_state(), "versions": package_versions(),
+        "environment": {"git": code, "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
                         "channels_last": channels_last},
         "checkpoint": str(paths.model),
