@@ -228,7 +228,10 @@ lr 2e-4, decoupled weight decay 0.05, batch 32, 192², 8 epochs ÷10 after 6, be
 accuracy; with the ``cpu`` classifier recipe (SGD momentum 0.9, lr 0.0125) the first seed
 overfitted at once (training loss 0.63 → 0.16 in 6 epochs, validation AUC 0.52–0.70;
 ``results/diagnostics/effnet_sgd_recipe_seed0.json``) and was stopped. A from-scratch classifier
-(``jcs-classifier``) keeps the ``cpu`` recipe.""",
+(``jcs-classifier``) keeps the ``cpu`` recipe.
+Measured (2026-11-29, seed 0 of ``jcs-classifier-efficientnet-lite2``, code 48d8006): 51 min of
+training for 8 epochs of 26 iterations, with the test suite and other jobs sharing the two cores
+(an idle machine should take about a quarter of that); best validation epoch 4.""",
     pretrained="packaged",
     extra_classifiers=("jcs-classifier-efficientnet-lite2",),
     cls_finetune=replace(CPU.cls, optimizer="adamw", lr=2e-4, weight_decay=0.05, epochs=8,
