@@ -145,7 +145,8 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     path = result_path(results_dir, prof.name, "table4", name, seed)
     config = {"kind": "patients", "profile": run_fields(prof.to_dict(), "patients"),
               "classifier": name, "classifier_config_hash": cls["config_hash"], "seed": seed}
-    cohort_ids = [p["id"] for p in table4_cohort(data_root)[0]]
+    cohort, cohort_notes = table4_cohort(data_root)
+    cohort_ids = [p["id"] for p in cohort]
     if cohort_ids != CTMD_IDS:  # files written before the cohort grew keep their hash
         config["cohort"] = cohort_ids
     chash = config_hash(config)
@@ -158,7 +159,6 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     model, info = load_trained_model(cls["checkpoint"])
     model = prepare_model(model, device, prof.channels_last)
     size = info["input_size"]
-    cohort, cohort_notes = table4_cohort(data_root)
     patients, files = _classify_patients(model, cohort, size, prof, device, precision,
                                          quiet_default(quiet))
     thresholds = scaled_thresholds(prof, cohort)  # volume patients' spacing known once read
