@@ -1,9 +1,10 @@
 """The ``jcs`` command line (also ``python -m jcs.cli``).
 
 ``jcs data list | fetch NAME | verify NAME``, ``jcs models``, ``jcs train``, ``jcs evaluate``,
-``jcs diagnose``, ``jcs bench``, ``jcs flops``, ``jcs reproduce``; ``jcs COMMAND --help`` for the
-options. User errors (unknown model / dataset / profile, missing data or checkpoint, bad option)
-print one message and exit with status 2, without a traceback (set ``JCS_DEBUG=1`` to see it).
+``jcs diagnose``, ``jcs bench``, ``jcs flops``, ``jcs convert-authors``, ``jcs reproduce``;
+``jcs COMMAND --help`` for the options. User errors (unknown model / dataset / profile, missing
+data or checkpoint, bad option) print one message and exit with status 2, without a traceback
+(set ``JCS_DEBUG=1`` to see it).
 """
 from __future__ import annotations
 
@@ -338,6 +339,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_authors(args: argparse.Namespace) -> int:
+    from jcs.models.authors import MODEL_RELEASE, convert_authors_checkpoint
+
+    if args.model not in MODEL_RELEASE:
+        raise UserError(f"--model {args.model!r}: the authors released weights for "
+                        f"{', '.join(sorted(MODEL_RELEASE))} only (joint.pth → jcs-joint, the "
+                        "single model → jcs-seg, res2net_cls.pth / res2net_segloss.pth → "
+                        "jcs-classifier)")
+    if not Path(args.path).is_file():
+        raise UserError(f"{args.path}: no such file; download the authors' weights first (see "
+                        "book/reproduce.md, 'The authors' released weights')")
+    info = convert_authors_checkpoint(args.path, args.model, args.out)
+    print(f"converted {info['file']} (sha256 {info['sha256']}) → {info['out']}: {args.model}, "
+          f"{info['task']} at {info['input_size']}², frozen BN, every tensor placed by name")
+    print(f"use it with `jcs evaluate --checkpoint {info['out']}` or `jcs diagnose ... "
+          f"--{'classifier' if info['task'] == 'classification' else 'segmenter'} {info['out']}`")
+    return 0
+
+
 def cmd_flops(args: argparse.Namespace) -> int:
     from jcs.bench import count_flops, parameter_count
     from jcs.models import list_models
@@ -508,6 +528,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser(
+        "convert-authors", help="the authors' released weights as a jcs checkpoint",
+        description="Load one of the authors' released files (joint.pth, the single segmentation "
+                    "model, res2net_cls.pth, res2net_segloss.pth; jcs_official.md §6.4) strictly "
+                    "into our model, every tensor placed by an explicit name map "
+                    "(jcs.models.authors), and write a normal jcs checkpoint for `jcs evaluate` "
+                    "and `jcs diagnose`. Missing, unexpected or mis-shaped tensors are errors.")
+    p.add_argument("path", help="the released .pth file")
+    p.add_argument("--model", required=True,
+                   help="jcs-seg (single model), jcs-classifier (res2net_cls / res2net_segloss) or "
+                        "jcs-joint (joint.pth)")
+    p.add_argument("--out", required=True, help="jcs checkpoint to write (.pt)")
+    p.set_defaults(func=cmd_convert_authors)
 
     p = sub.add_parser("flops", help="parameters and GFLOPs per image of each model")
     p.add_argument("--models", nargs="+")
