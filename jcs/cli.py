@@ -339,6 +339,36 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_authors(args: argparse.Namespace, overrides: Dict[str, str]) -> int:
+    """``jcs reproduce --profile authors --authors-weights DIR``: evaluate the released weights,
+    then save the Grad-CAM maps of Fig. 9 beside the classifier results."""
+    from jcs.engine.authors import reproduce_authors
+
+    if args.profile != "authors" or not args.authors_weights:
+        raise UserError("the authors' released weights are evaluated with --profile authors "
+                        "--authors-weights DIR (the folder holding res2net_cls.pth, "
+                        "res2net_segloss.pth, single.pth, joint.pth; see book/reproduce.md)")
+    if not Path(args.authors_weights).is_dir():
+        raise UserError(f"--authors-weights {args.authors_weights}: no such folder")
+    if args.seeds != [0]:
+        raise UserError("profile authors evaluates fixed weights: there are no seeds to choose")
+    summary = reproduce_authors(args.authors_weights, results_dir=args.results_dir,
+                                runs_dir=args.runs_dir, only=args.only,
+                                skip_finished=not args.force, overrides=overrides,
+                                quiet=args.quiet, data_root=args.data_dir)
+    for step in summary:
+        print(f"{step['status']:8} {step['experiment']}/{step['name']}  {step['path']}")
+    if any(s["experiment"] == "classification" and s["status"] != "missing" for s in summary):
+        from jcs.report import export_activation_maps
+
+        names = [s["name"] for s in summary
+                 if s["experiment"] == "classification" and s["status"] != "missing"]
+        for folder in export_activation_maps(args.results_dir, "authors", args.runs_dir,
+                                             names=names, missing="skip"):
+            print(f"Fig. 9 maps: {folder}")
+    return 0
+
+
 def cmd_convert_authors(args: argparse.Namespace) -> int:
     from jcs.models.authors import MODEL_RELEASE, convert_authors_checkpoint
 
@@ -382,6 +412,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_profile(args.profile)
     overrides = parse_overrides(args.set)
     get_profile(args.profile, overrides)
+    if args.profile == "authors" or args.authors_weights:
+        return _reproduce_authors(args, overrides)
     summary = reproduce(args.profile, results_dir=args.results_dir, seeds=args.seeds, only=args.only,
                         skip_finished=not args.force, overrides=overrides, runs_dir=args.runs_dir,
                         quiet=args.quiet, data_root=args.data_dir)
@@ -549,12 +581,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
-    p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
+    p.add_argument("--profile", required=True,
+                   help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles); authors "
+                        "(with --authors-weights) evaluates the authors' released weights")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--only", nargs="+", metavar="EXP", help="experiment or run names to restrict to")
     p.add_argument("--force", action="store_true", help="rerun finished steps")
+    p.add_argument("--authors-weights", metavar="DIR",
+                   help="profile authors: folder of the authors' released files (res2net_cls.pth, "
+                        "res2net_segloss.pth, single.pth, joint.pth), evaluated without training")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides")
     p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
     p.add_argument("--quiet", action="store_true")

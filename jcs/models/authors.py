@@ -319,14 +319,17 @@ TASKS = {"single": ("segmentation", 512), "joint": ("segmentation", 512),
          "classifier": ("classification", 224)}
 
 
-def convert_authors_checkpoint(path: PathLike, model_name: str, out: PathLike) -> Dict[str, Any]:
+def convert_authors_checkpoint(path: PathLike, model_name: str, out: PathLike,
+                               input_size: Optional[int] = None) -> Dict[str, Any]:
     """Load a released file with :func:`load_authors_checkpoint` and write it as a normal jcs
     checkpoint at ``out`` (``model`` state dict, ``model_name``, ``model_options={"norm":
-    "frozen"}``, ``task``, ``input_size`` 512 or 224, ``authors_source`` with the file name and
-    sha256), which ``jcs evaluate``, ``jcs diagnose`` and the engine load strictly. Returns the
-    ``authors_source`` dict plus ``out``, ``task`` and ``input_size``."""
+    "frozen"}``, ``task``, ``input_size`` (default the authors': 512 segmentation, 224
+    classification), ``authors_source`` with the file name and sha256), which ``jcs evaluate``,
+    ``jcs diagnose`` and the engine load strictly. Returns the ``authors_source`` dict plus
+    ``out``, ``task`` and ``input_size``."""
     model = load_authors_checkpoint(path, model_name)
     task, size = TASKS[model.authors_source["release"]]
+    size = int(input_size or size)
     save_checkpoint(out, model, model_options={"norm": "frozen"}, task=task, input_size=size,
                     authors_source=dict(model.authors_source))
     return {**model.authors_source, "out": str(out), "task": task, "input_size": size}
