@@ -236,3 +236,94 @@ def test_convert_authors_user_errors(capsys, tmp_path):
                        "--out", tmp_path / "o.pt")
     assert code == 2 and "missing tensors: res2net.conv1.0.weight" in err
     assert "Traceback" not in err and not (tmp_path / "o.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile authors: evaluation only (jcs.engine.authors) and its column in the book's tables
+
+TINY = ["seg.size=64", "seg.max_eval=2", "cls.size=64", "cls.max_eval=2", "patient_max_slices=2",
+        "seg_eval_size=none", "preview_count=2", "preview_size=64"]
+
+
+def test_profile_authors_evaluates_the_released_files(capsys, data_dir, tmp_path):
+    import jcs.report as report
+    from jcs.engine.results import load_result
+    from jcs.models.authors import sha256_of
+
+    torch.manual_seed(1)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    seg, cls = build_model("jcs-seg").eval(), build_model("jcs-classifier").eval()
+    _authors_file(seg, "jcs-seg", weights / "single.pth")
+    _authors_file(cls, "jcs-classifier", weights / "res2net_segloss.pth")
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    argv = ["reproduce", "--profile", "authors", "--authors-weights", weights, "--results-dir",
+            results, "--runs-dir", runs, "--quiet", "--data-dir", data_dir, "--set", *TINY]
+    with pytest.warns(UserWarning, match="joint.pth not in"):
+        code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    lines = out.splitlines()
+    for status, step in (("done", "classification/jcs-classifier-pixel"),
+                         ("missing", "classification/jcs-classifier "),
+                         ("done", "table5/jcs-seg"), ("missing", "table6/jcs-joint"),
+                         ("done", "table4/jcs-classifier-pixel")):
+        assert any(line.startswith(status) and f" {step}" in line + " " for line in lines), step
+    assert "Fig. 9 maps:" in out and "table4/jcs-classifier " not in out + " "
+
+    seg_result = load_result(results / "authors" / "table5" / "jcs-seg.json")
+    assert seg_result["kind"] == "evaluation" and seg_result["model"] == "jcs-seg"
+    release = seg_result["initialisation"]
+    assert release["kind"] == "authors-release"
+    assert release["weights"][0]["file"] == "single.pth"
+    assert release["weights"][0]["sha256"] == sha256_of(weights / "single.pth")
+    assert seg_result["config"]["weights"]["sha256"] == release["weights"][0]["sha256"]
+    assert seg_result["metrics"]["n_images"] == 2 and 0 <= seg_result["metrics"]["dice"] <= 1
+    assert len(list(Path(seg_result["predictions"]).glob("*.png"))) == 2
+    converted = torch.load(seg_result["checkpoint"], weights_only=True)["model"]
+    assert torch.equal(converted["decoder.fuse.1.conv2.0.weight"],
+                       seg.state_dict()["decoder.fuse.1.conv2.0.weight"])
+    cls_result = load_result(results / "authors" / "classification" / "jcs-classifier-pixel.json")
+    assert set(cls_result["tests"]) == {"sarscov2-ct", "covid-ct-md"}
+    table4 = load_result(results / "authors" / "table4" / "jcs-classifier-pixel.json")
+    assert table4["classifier"]["input_size"] == 64
+    assert (results / "authors" / "classification" / "jcs-classifier-pixel_cams").is_dir()
+
+    # the book: a column of the released weights; runs the authors never released are named
+    t5 = report.table5(results)
+    assert t5.attrs["profiles"] == ["authors"]
+    assert t5[("Dice", "ours")].iloc[3] == pytest.approx(seg_result["metrics"]["dice"])
+    notes = " ".join(t5.attrs["notes"])
+    assert "without any training" in notes and release["weights"][0]["sha256"][:12] in notes
+    assert "Data:" not in notes and "training iterations" not in notes
+    t6 = report.table6(results)
+    assert "not evaluated in this build" not in " ".join(t6.attrs["notes"])
+    rows = report.classification_table(results).index.get_level_values(0)
+    assert set(rows) == {"authors' released weights"}
+
+    code, out, err = run(capsys, *argv)  # nothing to redo
+    assert code == 0, err
+    assert "skipped  table5/jcs-seg" in out and "done" not in out
+
+    code, _, err = run(capsys, "train", "--model", "jcs-seg", "--profile", "authors",
+                       "--results-dir", results, "--runs-dir", runs)
+    assert code == 2 and "trains nothing" in err
+    code, _, err = run(capsys, "reproduce", "--profile", "cpu", "--authors-weights", weights)
+    assert code == 2 and "--profile authors" in err
+
+
+def test_tables_say_how_to_add_the_authors_column(tmp_path):
+    import jcs.report as report
+    from jcs.engine.results import SCHEMA, SCHEMA_VERSION, result_path, write_result
+
+    metrics = {k: 0.5 for k in ("dice", "iou", "e_adaptive", "e_mean", "e_max")}
+    write_result(result_path(tmp_path, "cpu", "table5", "jcs-seg"), {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "train", "profile": "cpu",
+        "experiment": "table5", "name": "jcs-seg", "seed": 0,
+        "config": {"profile": {"pretrained": False, "seg": {"size": 64, "batch_size": 2}}},
+        "config_hash": "x", "metrics": metrics | {"n_images": 3}, "data": {}, "timing": {},
+        "memory": {}, "environment": {}, "model": "jcs-seg", "task": "segmentation",
+        "per_image": [], "loss": {}, "checkpoint": None, "predictions": None, "init_from": None})
+    how = "make reproduce PROFILE=authors AUTHORS_WEIGHTS=DIR"
+    assert any(how in note for note in report.table6(tmp_path).attrs["notes"])
+    assert not any(how in note for note in report.table6(tmp_path, "cpu").attrs["notes"])
+    assert how in report.authors_missing(tmp_path, ["table6"])
