@@ -327,3 +327,20 @@ def test_tables_say_how_to_add_the_authors_column(tmp_path):
     assert any(how in note for note in report.table6(tmp_path).attrs["notes"])
     assert not any(how in note for note in report.table6(tmp_path, "cpu").attrs["notes"])
     assert how in report.authors_missing(tmp_path, ["table6"])
+
+
+def test_the_authors_vgg16_bn_initialises_our_vgg(tmp_path):
+    """``5stages_vgg16_bn-6c64b313.pth``: the ``vgg16.`` tensors of the single model's layout
+    without that prefix (facts file), usable as ``pretrained=<path>`` of the VGG16-BN models."""
+    single = identifying_state("single")
+    vgg = {k[len("vgg16."):]: v for k, v in single.items() if k.startswith("vgg16.")}
+    path = save(vgg, tmp_path / "5stages_vgg16_bn-6c64b313.pth")
+    for norm in ("frozen", "bn"):
+        model = create_model("jcs-seg", norm=norm, pretrained=path)
+        order = [name for name, _ in authors_layout("single")]
+        layer = model.vgg.stages[3][2]  # conv4_3
+        assert layer.conv.bias[0].item() == order.index("vgg16.conv4_3.conv.bias") + 1
+        assert layer.bn.running_var[0].item() == order.index("vgg16.conv4_3.bn.running_var") + 1
+    del vgg["conv5_3.bn.running_mean"]
+    with pytest.raises(AuthorsCheckpointError, match="missing tensors: conv5_3.bn.running_mean"):
+        create_model("jcs-seg", pretrained=save(vgg, tmp_path / "bad.pth"))
