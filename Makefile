@@ -32,8 +32,8 @@ test: $(STAMP) browser  ## run every test: package, notebooks (papermill), the b
 book: $(STAMP)  ## execute the notebooks from committed results and build the HTML book
 	$(PY) scripts/build_book.py
 
-reproduce: $(STAMP)  ## retrain everything of a profile (PROFILE=cpu|gpu|paper), then rebuild the book
-	$(PY) -m jcs.cli reproduce --profile $(PROFILE)
+reproduce: $(STAMP)  ## retrain everything of a profile (PROFILE=cpu|gpu|paper; PROFILE=authors AUTHORS_WEIGHTS=DIR evaluates the released weights), then rebuild the book
+	$(PY) -m jcs.cli reproduce --profile $(PROFILE) $(if $(AUTHORS_WEIGHTS),--authors-weights $(AUTHORS_WEIGHTS))
 	$(MAKE) book
 
 bench: $(STAMP)  ## speed/memory benchmark on this machine -> results/bench/

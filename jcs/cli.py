@@ -1,9 +1,10 @@
 """The ``jcs`` command line (also ``python -m jcs.cli``).
 
 ``jcs data list | fetch NAME | verify NAME``, ``jcs models``, ``jcs train``, ``jcs evaluate``,
-``jcs diagnose``, ``jcs bench``, ``jcs flops``, ``jcs reproduce``; ``jcs COMMAND --help`` for the
-options. User errors (unknown model / dataset / profile, missing data or checkpoint, bad option)
-print one message and exit with status 2, without a traceback (set ``JCS_DEBUG=1`` to see it).
+``jcs diagnose``, ``jcs bench``, ``jcs flops``, ``jcs convert-authors``, ``jcs reproduce``;
+``jcs COMMAND --help`` for the options. User errors (unknown model / dataset / profile, missing
+data or checkpoint, bad option) print one message and exit with status 2, without a traceback
+(set ``JCS_DEBUG=1`` to see it).
 """
 from __future__ import annotations
 
@@ -338,6 +339,55 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_authors(args: argparse.Namespace, overrides: Dict[str, str]) -> int:
+    """``jcs reproduce --profile authors --authors-weights DIR``: evaluate the released weights,
+    then save the Grad-CAM maps of Fig. 9 beside the classifier results."""
+    from jcs.engine.authors import reproduce_authors
+
+    if args.profile != "authors" or not args.authors_weights:
+        raise UserError("the authors' released weights are evaluated with --profile authors "
+                        "--authors-weights DIR (the folder holding res2net_cls.pth, "
+                        "res2net_segloss.pth, single.pth, joint.pth; see book/reproduce.md)")
+    if not Path(args.authors_weights).is_dir():
+        raise UserError(f"--authors-weights {args.authors_weights}: no such folder")
+    if args.seeds != [0]:
+        raise UserError("profile authors evaluates fixed weights: there are no seeds to choose")
+    summary = reproduce_authors(args.authors_weights, results_dir=args.results_dir,
+                                runs_dir=args.runs_dir, only=args.only,
+                                skip_finished=not args.force, overrides=overrides,
+                                quiet=args.quiet, data_root=args.data_dir)
+    for step in summary:
+        print(f"{step['status']:8} {step['experiment']}/{step['name']}  {step['path']}")
+    if any(s["experiment"] == "classification" and s["status"] != "missing" for s in summary):
+        from jcs.report import export_activation_maps
+
+        names = [s["name"] for s in summary
+                 if s["experiment"] == "classification" and s["status"] != "missing"]
+        for folder in export_activation_maps(args.results_dir, "authors", args.runs_dir,
+                                             names=names, missing="skip"):
+            print(f"Fig. 9 maps: {folder}")
+    return 0
+
+
+def cmd_convert_authors(args: argparse.Namespace) -> int:
+    from jcs.models.authors import MODEL_RELEASE, convert_authors_checkpoint
+
+    if args.model not in MODEL_RELEASE:
+        raise UserError(f"--model {args.model!r}: the authors released weights for "
+                        f"{', '.join(sorted(MODEL_RELEASE))} only (joint.pth → jcs-joint, the "
+                        "single model → jcs-seg, res2net_cls.pth / res2net_segloss.pth → "
+                        "jcs-classifier)")
+    if not Path(args.path).is_file():
+        raise UserError(f"{args.path}: no such file; download the authors' weights first (see "
+                        "book/reproduce.md, 'The authors' released weights')")
+    info = convert_authors_checkpoint(args.path, args.model, args.out)
+    print(f"converted {info['file']} (sha256 {info['sha256']}) → {info['out']}: {args.model}, "
+          f"{info['task']} at {info['input_size']}², frozen BN, every tensor placed by name")
+    print(f"use it with `jcs evaluate --checkpoint {info['out']}` or `jcs diagnose ... "
+          f"--{'classifier' if info['task'] == 'classification' else 'segmenter'} {info['out']}`")
+    return 0
+
+
 def cmd_flops(args: argparse.Namespace) -> int:
     from jcs.bench import count_flops, parameter_count
     from jcs.models import list_models
@@ -362,6 +412,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_profile(args.profile)
     overrides = parse_overrides(args.set)
     get_profile(args.profile, overrides)
+    if args.profile == "authors" or args.authors_weights:
+        return _reproduce_authors(args, overrides)
     summary = reproduce(args.profile, results_dir=args.results_dir, seeds=args.seeds, only=args.only,
                         skip_finished=not args.force, overrides=overrides, runs_dir=args.runs_dir,
                         quiet=args.quiet, data_root=args.data_dir)
@@ -509,18 +561,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quantize)
 
+    p = sub.add_parser(
+        "convert-authors", help="the authors' released weights as a jcs checkpoint",
+        description="Load one of the authors' released files (joint.pth, the single segmentation "
+                    "model, res2net_cls.pth, res2net_segloss.pth; jcs_official.md §6.4) strictly "
+                    "into our model, every tensor placed by an explicit name map "
+                    "(jcs.models.authors), and write a normal jcs checkpoint for `jcs evaluate` "
+                    "and `jcs diagnose`. Missing, unexpected or mis-shaped tensors are errors.")
+    p.add_argument("path", help="the released .pth file")
+    p.add_argument("--model", required=True,
+                   help="jcs-seg (single model), jcs-classifier (res2net_cls / res2net_segloss) or "
+                        "jcs-joint (joint.pth)")
+    p.add_argument("--out", required=True, help="jcs checkpoint to write (.pt)")
+    p.set_defaults(func=cmd_convert_authors)
+
     p = sub.add_parser("flops", help="parameters and GFLOPs per image of each model")
     p.add_argument("--models", nargs="+")
     p.add_argument("--size", type=int, default=512)
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
-    p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
+    p.add_argument("--profile", required=True,
+                   help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles); authors "
+                        "(with --authors-weights) evaluates the authors' released weights")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--only", nargs="+", metavar="EXP", help="experiment or run names to restrict to")
     p.add_argument("--force", action="store_true", help="rerun finished steps")
+    p.add_argument("--authors-weights", metavar="DIR",
+                   help="profile authors: folder of the authors' released files (res2net_cls.pth, "
+                        "res2net_segloss.pth, single.pth, joint.pth), evaluated without training")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="profile overrides")
     p.add_argument("--data-dir", help="data root (default: $JCS_DATA_DIR, else <repo>/data)")
     p.add_argument("--quiet", action="store_true")

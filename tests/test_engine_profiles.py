@@ -14,7 +14,7 @@ from jcs.engine.schedule import learning_rate
 
 
 def test_profiles_listed_and_paper_recipe():
-    assert list_profiles() == ["paper", "gpu", "cpu", "cpu-pretrained", "smoke"]
+    assert list_profiles() == ["paper", "gpu", "cpu", "cpu-pretrained", "smoke", "authors"]
     paper = get_profile("paper")
     seg, cls = paper.seg, paper.cls
     assert (seg.size, seg.epochs, seg.batch_size, seg.optimizer, seg.lr) == (512, 60, 1, "adam", 2.5e-5)

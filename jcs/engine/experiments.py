@@ -35,7 +35,7 @@ from jcs.metrics import classification_metrics, patient_threshold_scale, thresho
 from .cohort import table4_cohort, patient_slices
 from .datasets import evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
-from .profiles import Profile, config_hash, get_profile, run_fields
+from .profiles import EVALUATION_ONLY, Profile, config_hash, get_profile, run_fields
 from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
@@ -240,6 +240,10 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
     ``"experiment/name"`` to restrict to. Returns one summary dict per step
     (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped", ``seconds``)."""
     prof = get_profile(profile, overrides)
+    if prof.name in EVALUATION_ONLY:
+        raise ValueError(f"profile {prof.name!r} trains nothing: run "
+                         "jcs.engine.authors.reproduce_authors(weights_dir) (`jcs reproduce "
+                         "--profile authors --authors-weights DIR`)")
     only_list = [only] if isinstance(only, str) else list(only or [])
     quiet = quiet_default(quiet)
     summary = []

@@ -1,5 +1,6 @@
 """Training profiles: the paper's recipes (``paper``) and scaled versions of them for one GPU
-(``gpu``), this project's 2-core CPU (``cpu``) and tests (``smoke``).
+(``gpu``), this project's 2-core CPU (``cpu``) and tests (``smoke``); ``authors`` trains nothing
+and evaluates the authors' released weights.
 
 A profile is a frozen dataclass holding one :class:`Recipe` for segmentation (``seg``; also the
 joint model, trained "same epochs" as the single model, jcs_official.md §4.3) and one for
@@ -30,8 +31,8 @@ import typing
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-__all__ = ["Recipe", "Profile", "PROFILES", "get_profile", "list_profiles", "valid_keys",
-           "config_hash", "run_fields"]
+__all__ = ["Recipe", "Profile", "PROFILES", "EVALUATION_ONLY", "get_profile", "list_profiles",
+           "valid_keys", "config_hash", "run_fields"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,33 @@ and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slice
     preview_size=128,
 )
 
-PROFILES: Dict[str, Profile] = {p.name: p for p in (PAPER, GPU, CPU, CPU_PRETRAINED, SMOKE)}
+AUTHORS = Profile(
+    name="authors",
+    description="""Evaluation only, no training: the authors' released weights (jcs_official.md
+§6.4: ``res2net_cls.pth``, ``res2net_segloss.pth``, the single segmentation model, ``joint.pth``),
+loaded strictly into our models (:mod:`jcs.models.authors`, frozen BN as the authors), evaluated
+on the public data every other profile is tested on: the classifiers on the UCSD COVID-CT test
+split, the SARS-CoV-2 CT held-out block and the COVID-CT-MD labelled slices, and patient by
+patient for Table IV; the single and joint models on the MedSeg test slices (Tables V–VII, Fig.
+10–11). Inputs at the authors' sizes: 224² for the classifiers (our resize, not their Resize 256
++ CenterCrop 224), 512² for segmentation, metrics on 512² masks. The recipes below only record
+those sizes (``lr`` 0: nothing is trained); ``jcs reproduce --profile authors --authors-weights
+DIR`` (``make reproduce PROFILE=authors AUTHORS_WEIGHTS=DIR``) runs it
+(:func:`jcs.engine.authors.reproduce_authors`).""",
+    seg=Recipe(size=512, epochs=1, batch_size=1, optimizer="adam", lr=0.0, schedule="poly",
+               augment=False),
+    cls=Recipe(size=224, epochs=1, batch_size=1, optimizer="sgd", lr=0.0, schedule="step",
+               augment=False),
+    norm="frozen",
+    bn_recalibration=0,
+    preload=False,
+    eval_batch_size=4,
+)
+
+PROFILES: Dict[str, Profile] = {p.name: p for p in (PAPER, GPU, CPU, CPU_PRETRAINED, SMOKE,
+                                                     AUTHORS)}
+# Profiles that evaluate given weights and train nothing (jcs.engine.authors).
+EVALUATION_ONLY = ("authors",)
 
 
 def list_profiles() -> list[str]:

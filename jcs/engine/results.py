@@ -3,8 +3,9 @@
 with PNG previews in ``<name>_predictions/`` beside it.
 
 Schema ``jcs-result`` version 1 (``schema`` / ``schema_version`` keys). Every file has
-:data:`COMMON_KEYS`; ``kind == "train"`` files add :data:`TRAIN_KEYS`, ``kind == "patients"``
-files (Table IV) add :data:`PATIENT_KEYS`.
+:data:`COMMON_KEYS`; ``kind == "train"`` files and ``kind == "evaluation"`` files (released weights
+evaluated without training, profile ``authors``: :mod:`jcs.engine.authors`) add
+:data:`TRAIN_KEYS`, ``kind == "patients"`` files (Table IV) add :data:`PATIENT_KEYS`.
 
 * ``metrics``: every metric of ``SegmentationMetrics.compute()`` or ``classification_metrics``
   (NaN written as ``null``); ``per_image``: one dict per test image (``name`` + metrics, or
@@ -85,7 +86,7 @@ def validate_result(result: Dict[str, Any], origin: str = "result") -> None:
     if result.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{origin} has schema_version {result.get('schema_version')!r}; this jcs "
                          f"reads version {SCHEMA_VERSION}: re-run the experiment")
-    extra = TRAIN_KEYS if result.get("kind") == "train" else PATIENT_KEYS
+    extra = PATIENT_KEYS if result.get("kind") == "patients" else TRAIN_KEYS
     missing = [k for k in COMMON_KEYS + extra if k not in result]
     if missing:
         raise ValueError(f"{origin} lacks key(s) {', '.join(missing)}")

