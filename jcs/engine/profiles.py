@@ -263,7 +263,7 @@ loaded strictly into our models (:mod:`jcs.models.authors`, frozen BN as the aut
 on the public data every other profile is tested on: the classifiers on the UCSD COVID-CT test
 split, the SARS-CoV-2 CT held-out block and the COVID-CT-MD labelled slices, and patient by
 patient for Table IV; the single and joint models on the MedSeg test slices (Tables V–VII, Fig.
-10–11). Inputs at the authors' sizes: 224² for the classifiers (our resize, not their Resize 256
+10–11). Inputs at the authors' sizes: 224² for the classifiers (their evaluation transform: Resize 256
 + CenterCrop 224), 512² for segmentation, metrics on 512² masks. The recipes below only record
 those sizes (``lr`` 0: nothing is trained); ``jcs reproduce --profile authors --authors-weights
 DIR`` (``make reproduce PROFILE=authors AUTHORS_WEIGHTS=DIR``) runs it

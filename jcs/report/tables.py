@@ -195,8 +195,8 @@ def _evaluation_differences(first: Dict[str, Any], task: str, initialisation: bo
                      "(Inf-Net split), another source than the COVID-CS test set of the paper.")
     else:
         notes.append("Tested on public slices (UCSD COVID-CT, SARS-CoV-2 CT, COVID-CT-MD), other "
-                     "sources than COVID-CS; images resized to the input, not the authors' Resize "
-                     "256 + CenterCrop 224.")
+                     "sources than COVID-CS; input as the authors' evaluation: Resize 256 + "
+                     "CenterCrop 224 (jcs.data.transforms.resize_center_crop).")
     if size and size != paper_size:
         notes.append(f"Input {size}×{size} instead of {paper_size}×{paper_size}.")
     return notes
