@@ -306,7 +306,7 @@ def test_a_failed_compile_says_how_to_go_on(monkeypatch):
         def forward(self, x):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
-    monkeypatch.setattr("jcs.diagnosis.CompiledModel", NoCompiler)
+    monkeypatch.setattr("jcs.diagnosis.pipeline.CompiledModel", NoCompiler)
     with pytest.raises(RuntimeError, match="classifier failed.*C\\+\\+ compiler.*without --compile"):
         DiagnosisPipeline(**TINY, compile=True)
 

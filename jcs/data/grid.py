@@ -63,7 +63,7 @@ class Grid:
 
     def to_grid(self, array: np.ndarray) -> np.ndarray:
         """A display-orientation array (S×H×W, any dtype, the Volume's shape) on the grid
-        (I×J×K, same dtype; slices the input misses are 0). Raises ValueError on a shape that is
+        (I×J×K, same dtype, Fortran order; slices the input misses are 0). Raises ValueError on a shape that is
         not the Volume's."""
         orientations = require("nibabel", "writing results on the input's grid").orientations
         back = inverse_ornt(self.ornt)
@@ -72,10 +72,12 @@ class Grid:
         if tuple(array.shape) != expected:
             raise ValueError(f"array of shape {tuple(array.shape)} is not on this volume's display "
                              f"grid {expected}")
-        compact = np.ascontiguousarray(orientations.apply_orientation(array, back))
+        # Fortran order: what NIfTI stores (i fastest), and for an axial input the display
+        # array's own memory order, so the copy is cheap and nibabel writes it as it is
+        compact = np.asfortranarray(orientations.apply_orientation(array, back))
         if self.planes is None:
             return compact
-        full = np.zeros(self.shape, dtype=array.dtype)
+        full = np.zeros(self.shape, dtype=array.dtype, order="F")
         full[:, :, self.planes] = compact
         return full
 
