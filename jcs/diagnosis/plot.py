@@ -15,6 +15,7 @@ def probability_svg(probs: np.ndarray, slice_threshold: float, highlight: Sequen
     shaded and the ``highlight`` slices (the report's top slices) marked. Drawn on a matplotlib
     :class:`~matplotlib.figure.Figure` (no pyplot state: safe in threads), with no date in the
     file so the same input gives the same SVG."""
+    import matplotlib
     from matplotlib.figure import Figure
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -36,5 +37,6 @@ def probability_svg(probs: np.ndarray, slice_threshold: float, highlight: Sequen
     axes.legend(loc="upper right", fontsize="small", frameon=False)
     figure.tight_layout()
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    with matplotlib.rc_context({"svg.hashsalt": "jcs-diagnosis"}):  # reproducible clip-path ids
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
