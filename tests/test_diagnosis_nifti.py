@@ -188,3 +188,28 @@ def read_volume_of_shape(shape):
 
     return Volume(np.zeros(shape, np.float32), None, "HU", "x", [str(k) for k in range(shape[0])],
                   grid=assumed_grid(shape, None))
+
+
+def test_nrrd_input_masks_land_where_its_header_puts_the_marker(tmp_path):
+    """A NRRD in RAS space, axes stored right-to-left reversed and feet first: the mask's voxels
+    map (written affine) to the points the NRRD header gives the marker's voxels."""
+    import nrrd
+
+    display = ct_builders.display_volume(5)  # slices I, rows P, columns L
+    data = np.ascontiguousarray(display.transpose(2, 1, 0)[::-1, :, ::-1])  # i -> R, j -> P, k -> S
+    mm = ct_builders.PIXEL_MM
+    directions = np.array([[mm, 0.0, 0.0], [0.0, -mm, 0.0], [0.0, 0.0, 5.0]])  # RAS space
+    origin = np.array([10.0, 20.0, -30.0])
+    path = tmp_path / "scan.nrrd"
+    nrrd.write(str(path), data.astype(np.int16), {"space": "right-anterior-superior",
+                                                   "space directions": directions,
+                                                   "space origin": origin})
+    volume = read_volume(path)
+    np.testing.assert_array_equal(volume.array, display)
+    write_nifti_masks(tmp_path, volume, _marker_mask(volume), None)
+    image = nibabel.load(tmp_path / LESION_FILE)
+    assert image.shape == data.shape
+    raw, header = nrrd.read(str(path))
+    index = np.argwhere(np.isclose(raw, MARKER_HU))
+    expected = header["space origin"] + index @ header["space directions"]  # RAS mm (RAS space)
+    _same_points(_world_points(image), expected)
