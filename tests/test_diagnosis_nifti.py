@@ -64,6 +64,9 @@ def test_nifti_input_masks_keep_its_affine_and_land_on_its_voxels(tmp_path, posi
     ct_builders.nifti_conversion(ct_builders.series_datasets(display, position), path)
     source = nibabel.load(path)
     volume = read_volume(path)
+    # the grid's reorientation is the reader's: the file's data put in display order is the volume
+    np.testing.assert_array_equal(volume.grid.to_display(source.get_fdata(dtype=np.float32)),
+                                  volume.array)
     written = write_nifti_masks(tmp_path, volume, _marker_mask(volume), volume.array < -400)
     assert written == {"lesion_mask": LESION_FILE, "lung_mask": LUNG_FILE}
     mask = nibabel.load(tmp_path / LESION_FILE)

@@ -63,8 +63,8 @@ class Grid:
 
     def to_grid(self, array: np.ndarray) -> np.ndarray:
         """A display-orientation array (S×H×W, any dtype, the Volume's shape) on the grid
-        (I×J×K, same dtype, Fortran order; slices the input misses are 0). Raises ValueError on a shape that is
-        not the Volume's."""
+        (I×J×K, same dtype, Fortran order; slices the input misses are 0). Raises ValueError
+        on a shape that is not the Volume's."""
         orientations = require("nibabel", "writing results on the input's grid").orientations
         back = inverse_ornt(self.ornt)
         expected = tuple(int(n) for n in orientations.apply_orientation(
@@ -85,11 +85,6 @@ class Grid:
         """A grid array (I×J×K', the slices present) in the display orientation (S×H×W)."""
         orientations = require("nibabel", "reorienting a volume").orientations
         return np.ascontiguousarray(orientations.apply_orientation(array, self.ornt))
-
-    def world(self, index) -> np.ndarray:
-        """RAS+ mm of grid voxel index (i, j, k) (or N×3 indices)."""
-        index = np.asarray(index, dtype=np.float64)
-        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
 
 
 def inverse_ornt(ornt: np.ndarray) -> np.ndarray:
