@@ -232,7 +232,7 @@ def test_diagnose_dicom_patient(pipeline, data_dir, tmp_path):
     folder = data_dir / "covid_ct_md_sample" / "dicom" / "P002"
     lesion = nibabel.load(tmp_path / "lesion_mask.nii.gz")
     assert lesion.shape == (512, 512, 133) and saved["geometry"]["basis"] == "dicom"
-    np.testing.assert_allclose(lesion.affine, saved["geometry"]["affine_ras"], atol=1e-5)
+    np.testing.assert_allclose(lesion.affine, saved["geometry"]["affine_ras"], atol=1e-4)  # float32 sform
     assert int(np.asanyarray(lesion.dataobj).sum()) == saved["lesion"]["voxels"]
     lungs = int(np.asanyarray(nibabel.load(tmp_path / "lung_mask.nii.gz").dataobj).sum())
     assert 0 < lungs <= saved["lesion"]["lung_voxels"]
