@@ -238,7 +238,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         threshold_scaling=args.threshold_scaling,
         slice_threshold=args.slice_threshold, top_k=args.top_k, batch_size=args.batch_size,
         seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision,
-        compile=args.compile)
+        compile=args.compile, save_probabilities=args.save_probabilities,
+        nifti=not args.no_nifti, dicom_seg=not args.no_dicom_seg)
     pipeline = DiagnosisPipeline(config)
     for warning in pipeline.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -251,6 +252,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if lesion_line:
         print(lesion_line)
     print(f"report: {Path(args.out) / 'report.html'}  ({summary['timings_s']['total']:.1f} s)")
+    written = list(summary["files"]["masks"].values()) + [summary["files"]["dicom_seg"] or ""]
+    if any(written):
+        print(f"masks:  {', '.join(str(Path(args.out) / name) for name in written if name)}")
     for warning in summary["warnings"]:
         print(f"WARNING: {warning}")
     return 0
@@ -490,8 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "slices are positive, T scaled to the scan's slice thickness, see "
                     "--threshold-scaling), segment the positive slices, "
                     "explain the top-k with Grad-CAM, and write OUT/report.html, summary.json, "
-                    "slices.csv and images/ (several volumes: one such folder each, and an "
-                    "index). Not a medical device.")
+                    "slices.csv, images/, the lesion and lung masks as NIfTI on the input's grid "
+                    "and, for a DICOM series, a DICOM SEG (several volumes: one such folder each, "
+                    "and an index). Not a medical device.")
     p.add_argument("paths", nargs="+", metavar="path",
                    help="DICOM folder or file, NIfTI or NRRD file, or folder of PNG/JPEG slices; "
                         "several: one report each in OUT/<name>/, and OUT/index.html + patients.csv")
@@ -526,6 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the models first (~30 s each on a CPU; faster patients after "
                         "that: worth it for several patients)")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write the segmenter's lesion probability map "
+                        "(lesion_probability.nii.gz, float32, on the input's grid)")
+    p.add_argument("--no-nifti", action="store_true",
+                   help="do not write lesion_mask.nii.gz / lung_mask.nii.gz (written by default "
+                        "on the input's grid, to open over the scan in 3D Slicer or ITK-SNAP)")
+    p.add_argument("--no-dicom-seg", action="store_true",
+                   help="do not write segmentation.dcm (a DICOM SEG of the lesions and lungs, "
+                        "written by default for a DICOM series input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (several patients)")
     p.set_defaults(func=cmd_diagnose)
 

@@ -36,6 +36,7 @@ from .dicom_multiframe import read_multiframe
 from .dicom_pixels import pixel_bytes, read_pixels, rescale_warnings
 from .errors import CorruptFileError, EmptyFolderError, MixedSeriesError
 from .geometry import STEP_ATOL_MM, stack_spacing, to_display
+from .grid import Grid, grid_from_lps
 from .volume import Volume, padding_to_air, require
 
 _MAX_LISTED = 5
@@ -173,7 +174,51 @@ def _assemble(headers, geometry, array, rescaled, padding, source, notes) -> Vol
     notes += padding_to_air(array, padding, f"PixelPaddingValue {ppv}" if ppv is not None else "")
     notes += rescale_warnings(array, str(source), rescaled, "the files have no RescaleSlope / "
                               "RescaleIntercept (nor a Modality LUT)")
-    return Volume(array, full, "HU", str(source), ids, notes)
+    grid = _series_grid(headers, directions, spacing, (row_mm, col_mm))
+    return Volume(array, full, "HU", str(source), ids, notes, grid)
+
+
+def _series_grid(headers, directions, spacing, pixel_mm) -> Grid | None:
+    """The series' own voxel grid (:class:`~jcs.data.grid.Grid`, basis "dicom"): i along the
+    rows' direction (columns of the image), j along the columns' direction (rows of the image),
+    k the slices in increasing position along row × column (the DICOM slice normal), the
+    origin at the first such slice's ImagePositionPatient. The k step is the mean offset between
+    consecutive slice positions (so a gantry tilt's shear is kept); where slices are missing the
+    grid keeps the regular step and ``planes`` says where each slice present lies. None without
+    ImagePositionPatient on every slice or without PixelSpacing."""
+    if pixel_mm[0] is None or not all("ImagePositionPatient" in h for _, h in headers):
+        return None
+    stack_normal, col, row = (np.asarray(v, dtype=np.float64) for v in directions)
+    cross = np.cross(row, col)
+    cross /= np.linalg.norm(cross)
+    order = list(range(len(headers)))
+    if float(stack_normal @ cross) < 0:
+        order.reverse()
+    positions = np.array([[float(v) for v in headers[i][1].ImagePositionPatient] for i in order])
+    along = (positions - positions[0]) @ cross
+    notes, planes = [], None
+    if len(order) == 1:
+        step = cross * (spacing or 1.0)
+    elif spacing is None:
+        step = (positions[-1] - positions[0]) / (len(order) - 1)
+        notes.append("the slice steps are not uniform, so no affine maps every slice exactly: the "
+                     f"NIfTI files use the mean step ({float(np.linalg.norm(step)):.3g} mm); the "
+                     "DICOM SEG, which places each frame on its source slice, is exact")
+    else:
+        index = np.rint(along / spacing).astype(np.int64)
+        if not np.array_equal(index, np.arange(len(order))):
+            planes = index
+        step = (positions[-1] - positions[0]) / max(int(index[-1]), 1)
+    affine = np.eye(4)
+    affine[:3, 0] = row * pixel_mm[1]
+    affine[:3, 1] = col * pixel_mm[0]
+    affine[:3, 2] = step
+    affine[:3, 3] = positions[0]
+    first = headers[0][1]
+    n_planes = len(order) if planes is None else int(planes[-1]) + 1
+    shape = (int(first.Columns), int(first.Rows), n_planes)
+    return grid_from_lps(affine, shape, "dicom", planes=planes,
+                         slice_files=[str(headers[i][0]) for i in order], notes=notes)
 
 
 def _check_one_series(headers, source) -> None:

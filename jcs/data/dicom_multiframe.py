@@ -13,6 +13,7 @@ import numpy as np
 from .dicom_pixels import rescale_warnings
 from .errors import CorruptFileError, DataError
 from .geometry import to_display
+from .grid import grid_from_lps
 from .volume import Volume, padding_to_air, require
 
 _CONVERT = ("Convert it to a NIfTI file (e.g. `dcm2niix -z y -o OUT FOLDER`) or to single-frame "
@@ -44,8 +45,9 @@ def read_multiframe(path: Path, source: str | Path, notes: list[str] | None = No
     notes += padding_to_air(array)
     notes += rescale_warnings(array, str(path), _has_pixel_value_transformation(image),
                                "the file has no Pixel Value Transformation (rescale)")
+    grid = grid_from_lps(volume.affine, volume.array.shape, "dicom-multiframe")
     return Volume(array, spacing, "HU", str(source),
-                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes)
+                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes, grid)
 
 
 def _has_pixel_value_transformation(image) -> bool:

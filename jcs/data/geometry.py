@@ -39,15 +39,22 @@ def to_display(array: np.ndarray, directions: np.ndarray,
     the input's axis 0 (slices stay slices, possibly reversed). Oblique axes go to the closest
     patient axis (nibabel ``io_orientation``)."""
     orientations = require("nibabel", "reorienting a volume").orientations
+    transform = display_transform(directions)
+    out = orientations.apply_orientation(array, transform)
+    source_axis = [int(np.flatnonzero(transform[:, 0] == j)[0]) for j in range(3)]
+    new_spacing = None if spacing is None else tuple(float(spacing[i]) for i in source_axis)
+    return out, new_spacing, source_axis[0] == 0
+
+
+def display_transform(directions: np.ndarray) -> np.ndarray:
+    """The nibabel orientation (3×2: target axis, flip per input axis) that :func:`to_display`
+    applies to an array whose axis ``i`` runs along the LPS direction ``directions[i]``."""
+    orientations = require("nibabel", "reorienting a volume").orientations
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(directions, dtype=np.float64).T
     start = orientations.io_orientation(affine)
     target = orientations.axcodes2ornt(DISPLAY_AXES, labels=_LPS_LABELS)
-    transform = orientations.ornt_transform(start, target)
-    out = orientations.apply_orientation(array, transform)
-    source_axis = [int(np.flatnonzero(start[:, 0] == target[j, 0])[0]) for j in range(3)]
-    new_spacing = None if spacing is None else tuple(float(spacing[i]) for i in source_axis)
-    return out, new_spacing, source_axis[0] == 0
+    return orientations.ornt_transform(start, target)
 
 
 @dataclass

@@ -6,7 +6,8 @@ LPS, LAS, reversed z, qform-only files alike) and flipped to the display orienta
 volumes in one file are refused. Units: values are scaled by ``scl_slope`` / ``scl_inter``; an
 8-bit file (uint8 / int8) with a scaling holds HU after it, an unscaled uint8 file holds 8-bit
 display values (unit "uint8"); values read as HU that do not look like HU are warned about, and
-pixel padding (below -1024 HU) becomes air.
+pixel padding (below -1024 HU) becomes air. The Volume's ``grid`` is the file's voxel grid
+with its affine (``image.affine``: the sform, else the qform) and header codes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptFileError, ShapeMismatchError
+from .grid import RAS_FROM_LPS, grid_from_lps
 from .volume import Volume, hounsfield_warnings, padding_to_air, require
 
 _REFETCH = "Replace the file (re-download it with `jcs data fetch NAME`, then `jcs data verify NAME`)."
@@ -65,6 +67,8 @@ def read_nifti(path: str | Path) -> Volume:
     except Exception as exc:
         raise CorruptFileError(f"{path}: cannot read NIfTI ({exc}). {_REFETCH}") from exc
     array = np.ascontiguousarray(data.transpose(2, 1, 0)[::-1, ::-1, ::-1])
+    grid = grid_from_lps(RAS_FROM_LPS @ image.affine, image.shape[:3], "nifti",
+                         xform_codes=(int(image.header["qform_code"]), int(image.header["sform_code"])))
     zoom_x, zoom_y, zoom_z = (float(v) for v in canonical.header.get_zooms()[:3])
     scaled = (slope, inter) != (1.0, 0.0)
     notes: list[str] = []
@@ -73,4 +77,4 @@ def read_nifti(path: str | Path) -> Volume:
         notes += padding_to_air(array)
         notes += hounsfield_warnings(array, str(path), _SCALING_FIX)
     return Volume(array, (zoom_z, zoom_y, zoom_x), unit, str(path),
-                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes)
+                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes, grid)

@@ -4,7 +4,8 @@ The ``space`` and ``space directions`` fields give each axis' direction (LPS, RA
 spaces); the volume is put in the display orientation of :class:`Volume`. Non-spatial axes
 (``space directions`` "none", e.g. a list of volumes) of size 1 are dropped; more than one volume
 is refused. 8-bit files hold display values (unit "uint8"); other types are read as HU, with a
-warning when they do not look like HU, and pixel padding (below -1024 HU) becomes air.
+warning when they do not look like HU, and pixel padding (below -1024 HU) becomes air. The Volume's ``grid`` is the file's voxel grid
+with the affine of ``space origin`` and ``space directions`` (none without directions).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from .errors import CorruptFileError, ShapeMismatchError
 from .geometry import to_display
+from .grid import grid_from_lps
 from .volume import Volume, hounsfield_warnings, padding_to_air, require
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
@@ -54,6 +56,7 @@ def read_nrrd(path: str | Path) -> Volume:
             f"axes and {count} volume(s). Save the volume to diagnose as a file of its own (e.g. "
             "from 3D Slicer) and give that file.")
     data = data.reshape([data.shape[i] for i in spatial]) if other else data
+    grid = None
     if directions is None:
         notes.append(f"{path}: no space directions: the axes are taken as x towards the patient's "
                      "left, y posterior, z superior, with no spacing.")
@@ -65,6 +68,13 @@ def read_nrrd(path: str | Path) -> Volume:
                          "left-posterior-superior.")
         matrix = np.stack([rows[i] for i in spatial]) * np.asarray(_TO_LPS.get(space, (1, 1, 1)))
         spacing = tuple(float(np.linalg.norm(row)) for row in matrix)
+        origin = header.get("space origin")
+        origin = np.zeros(3) if origin is None else np.asarray(origin, dtype=np.float64)
+        if np.all(np.isfinite(origin)):
+            affine = np.eye(4)
+            affine[:3, :3] = matrix.T
+            affine[:3, 3] = origin * np.asarray(_TO_LPS.get(space, (1, 1, 1)))
+            grid = grid_from_lps(affine, data.shape, "nrrd")
     array, spacing, _ = to_display(data, matrix, spacing)
     array = np.ascontiguousarray(array, dtype=np.float32)
     unit = "uint8" if data.dtype == np.uint8 else "HU"
@@ -72,4 +82,4 @@ def read_nrrd(path: str | Path) -> Volume:
         notes += padding_to_air(array)
         notes += hounsfield_warnings(array, str(path), _FIX)
     return Volume(array, spacing, unit, str(path),
-                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes)
+                  [f"{path.name}:{k}" for k in range(array.shape[0])], notes, grid)

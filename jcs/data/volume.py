@@ -8,11 +8,14 @@ file of that kind is read (:func:`require`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from .grid import Grid
 
 #: HU given to pixel padding and to anything below it: air (CT scanners' lowest value).
 AIR_HU = -1024.0
@@ -33,7 +36,9 @@ class Volume:
     scaling). ``source``: the path read. ``slice_ids``: one per slice (DICOM file names where
     slices are files). ``warnings``: every non-fatal finding of the reader (dropped duplicates
     or scout images, gaps, gantry tilt, values that do not look like HU, pixel padding, ...), each
-    a sentence saying what was found, what the reader did and how to fix the input.
+    a sentence saying what was found, what the reader did and how to fix the input. ``grid``:
+    the input's own voxel grid and affine (:class:`jcs.data.grid.Grid`), to write results that
+    overlay the scan; None where the input gives no position in the patient (PNG slices).
     """
 
     array: np.ndarray
@@ -42,6 +47,7 @@ class Volume:
     source: str
     slice_ids: list[str]
     warnings: list[str] = field(default_factory=list)
+    grid: Grid | None = None
 
     def __len__(self) -> int:
         return self.array.shape[0]
