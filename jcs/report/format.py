@@ -10,6 +10,7 @@ each ``{"title", "columns": [(metric, column), ...], "rename": {column: shown na
 labels wrap (the book is narrow)."""
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 from typing import Any, Dict, List, Optional
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["format_table", "show", "caption_html", "table_view", "main_view", "detail_views",
-           "TableAttrs"]
+           "TableAttrs", "note_missing"]
 
 TableAttrs = Dict[str, Any]
 
@@ -168,3 +169,15 @@ def show(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int]
     classes = "jcs-report-table" + (" jcs-wrap" if df.attrs.get("wrap_index") else "")
     return _Shown(f'<div class="{classes}">{body}{"".join(details)}{caption}</div>',
                   "\n\n".join([f"{df.attrs.get('title', '')}\n{table.to_string()}"] + texts))
+
+
+@contextlib.contextmanager
+def note_missing(what: str):
+    """``with note_missing("Table IV"): ...``: a table or figure whose inputs (results files,
+    checkpoints, benchmark files, a dataset) are missing is replaced by one printed line saying
+    what is not shown and why (the :class:`FileNotFoundError`), so that a chapter still runs on
+    partial results."""
+    try:
+        yield
+    except FileNotFoundError as missing:
+        print(f"{what} not shown: {missing}")

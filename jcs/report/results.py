@@ -2,6 +2,7 @@
 every seed of a run, mean ± std over seeds, and a label of the hardware that produced them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -15,7 +16,7 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "training_profile", "load_runs", "load_selected", "seed_stats", "hardware_label",
            "provenance_table", "run_label", "training_minutes", "initialisation_of",
            "describe_initialisation", "initialisation_notes", "initialisation_summary",
-           "outdated_runs", "outdated_notes"]
+           "outdated_runs", "outdated_notes", "project_dir", "shown_path"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,33 @@ def available_profiles(results_dir: PathLike,
              if folder.is_dir() and any(any(folder.glob(p)) for p in patterns)}
     known = [p for p in PROFILE_ORDER if p in found]
     return known + sorted(found - set(PROFILE_ORDER))
+
+
+# Where the notebooks find the project's folders when their parameter is None: an environment
+# variable, else the folder of that name in the repository that holds this package.
+PROJECT_DIRS = {"results": "JCS_RESULTS_DIR", "runs": "JCS_RUNS_DIR"}
+
+
+def project_dir(kind: str, path: Optional[PathLike] = None) -> Path:
+    """The absolute folder of ``kind`` (``"results"`` or ``"runs"``): ``path`` when given
+    (relative to the working directory), else ``$JCS_RESULTS_DIR`` / ``$JCS_RUNS_DIR``, else
+    ``<repo>/results`` / ``<repo>/runs`` of the repository this package was installed from
+    (``pip install -e .``), so that a notebook finds them wherever it is started from."""
+    if kind not in PROJECT_DIRS:
+        raise ValueError(f"kind must be one of {sorted(PROJECT_DIRS)}, not {kind!r}")
+    if path is None:
+        path = os.environ.get(PROJECT_DIRS[kind]) or REPO_ROOT / kind
+    return Path(path).expanduser().resolve()
+
+
+def shown_path(path: PathLike) -> str:
+    """``path`` as a page should print it: relative to the repository when inside it
+    (``results``), so that the book does not show the folders of the machine that built it."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def training_profile(profile: str = "auto") -> str:
