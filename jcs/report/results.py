@@ -228,9 +228,29 @@ def training_minutes(results_dir: PathLike, profile: str, experiments: Sequence[
     return seconds / 60.0
 
 
+def _round(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(float(seconds), 1)
+
+
+def _minute(timestamp: Optional[str]) -> Optional[str]:
+    """``2026-11-26T22:59:33+00:00`` -> ``2026-11-26 22:59`` (UTC, as the results files write
+    it): short enough to wrap in a narrow table."""
+    if not timestamp:
+        return timestamp
+    try:
+        stamp = pd.Timestamp(timestamp)
+    except ValueError:
+        return timestamp
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
 def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd.DataFrame:
     """Where each results file of an experiment comes from: seed, device, precision, code
-    version (git SHA, dirty flag), training and evaluation time, data digest."""
+    version (git SHA, dirty flag), training and evaluation seconds, when it finished (UTC, to the
+    minute), data digest. The results file of a row is ``<run>.json`` for seed 0 and
+    ``<run>.seed<k>.json`` for seed k (:func:`jcs.engine.results.result_path`)."""
     rows = []
     for result in load_results(results_dir, profile, experiment):
         env = result.get("environment", {})
@@ -241,10 +261,9 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
             "run": result["name"], "seed": result["seed"], "device": _device(result),
             "precision": env.get("precision"),
             "git": (git.get("sha") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else ""),
-            "train_s": timing.get("train_s"), "eval_s": timing.get("eval_s"),
-            "finished": timing.get("finished"),
-            "data_digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
-            "file": Path(result["path"]).name,
+            "train (s)": _round(timing.get("train_s")), "eval (s)": _round(timing.get("eval_s")),
+            "finished": _minute(timing.get("finished")),
+            "data digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
         })
     return pd.DataFrame(rows)
 
