@@ -24,10 +24,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 env: $(STAMP)  ## create/update the project virtual environment
 
 browser:  ## headless Chromium for the rendered-book test (Debian package; needs root)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: install it (apt-get install chromium) for tests/test_book.py"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium missing: install it (apt-get install chromium) for tests/test_book.py (or have google-chrome)"
 
-test: $(STAMP) browser  ## run every test: package, notebooks (papermill), the book build and its rendering
+test: $(STAMP) browser  ## run every test: package, notebooks (papermill), the book and its pages, workflows, nbval
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+	$(PY) -m pytest -q -p no:xdist --nbval-lax --nbval-current-env notebooks/
 
 book: $(STAMP)  ## execute the notebooks from committed results and build the HTML book
 	$(PY) scripts/build_book.py

@@ -1,7 +1,10 @@
 """The Jupyter Book: built (warnings are errors) from the notebooks executed on smoke results,
 then every page opened in headless Chromium: tables and figures render, no raw LaTeX, no
-unresolved glue role, no error output. Needs the ``chromium`` browser
-(``apt-get install -y chromium`` on Debian/Ubuntu)."""
+unresolved glue role, no error output, no bookkeeping code (``glue(``, papermill's injected
+parameters), no table wider than the text column at a 1280-pixel window, and launch buttons
+(Binder, JupyterHub, Colab) that open the chapter's source notebook in the repository of
+``_config.yml``. Needs the ``chromium`` browser (``apt-get install -y chromium`` on
+Debian/Ubuntu; ``google-chrome`` also works)."""
 import importlib.util
 import re
 import shutil
@@ -27,11 +30,41 @@ PAGES = {
 
 
 def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    path = (shutil.which("chromium") or shutil.which("chromium-browser")
+            or shutil.which("google-chrome"))
     if path is None:
         pytest.fail("the book test needs the Chromium browser: install it with "
                     "`apt-get install -y chromium` (Debian/Ubuntu)")
     return path
+
+
+# Run in each page before its DOM is dumped: open every collapsed section, then record the
+# width of the text column and of every table (the test compares them).
+MEASURE = """<script>
+window.addEventListener("load", function () {
+  document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  var column = document.querySelector("article.bd-article") || document.querySelector("main");
+  var style = getComputedStyle(column);
+  var inner = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  document.body.setAttribute("data-column-width", Math.round(inner));
+  document.querySelectorAll("main table").forEach(function (t) {
+    t.setAttribute("data-width", Math.round(t.getBoundingClientRect().width));
+  });
+});
+</script>"""
+WINDOW = "--window-size=1280,2400"
+
+
+def _measured_dom(chromium: str, html_file: Path) -> str:
+    """The DOM of ``html_file`` at a 1280-pixel window, with the widths of MEASURE: a copy of
+    the page next to it (so that its assets resolve) with the script added."""
+    probe = html_file.with_name(f"_measure_{html_file.name}")
+    probe.write_text(html_file.read_text().replace("</body>", MEASURE + "</body>"))
+    try:
+        return subprocess.run([chromium, *CHROMIUM_FLAGS, WINDOW, "--dump-dom", probe.as_uri()],
+                              capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
 
 
 def _toc_files() -> list[str]:
@@ -81,10 +114,21 @@ def test_book_pages_render(built_book, tmp_path):
     for page, (min_tables, min_images) in PAGES.items():
         html_file = built_book / f"{page}.html"
         assert html_file.is_file(), f"{page}.html was not built"
-        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, "--dump-dom", html_file.as_uri()],
-                             capture_output=True, text=True, timeout=120).stdout
+        dom = _measured_dom(chromium, html_file)
         soup = BeautifulSoup(dom, "html.parser")
         main = soup.find("main") or soup
+        column = int(soup.body.get("data-column-width", 0))
+        if not column:
+            problems.append(f"{page}: the text column could not be measured")
+        for table in main.find_all("table"):
+            width = int(table.get("data-width", 0))
+            if width > column + 1:
+                head = table.find("tr").get_text(" | ", strip=True)[:80] if table.find("tr") else ""
+                problems.append(f"{page}: a table {width} px wide in a {column} px column: {head}")
+        code = " ".join(block.get_text() for block in main.select(".cell_input, pre"))
+        for bookkeeping in ("glue(", "# Parameters", "find_spec(\"jcs\")", "nbval"):
+            if bookkeeping in code:
+                problems.append(f"{page}: bookkeeping code on the page: {bookkeeping!r}")
         tables = main.find_all("table")
         images = main.find_all("img")
         if len(tables) < min_tables:
@@ -119,3 +163,38 @@ def test_book_pages_render(built_book, tmp_path):
                     (built_book / "book/generated/summary.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("smoke")
+def test_every_chapter_has_launch_buttons_to_its_source_notebook(built_book):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].rstrip("/")
+    org_repo = "/".join(repo.split("/")[-2:])
+    branch = config["repository"]["branch"]
+    problems = []
+    for page in (p for p in PAGES if p.startswith("book/generated/")):
+        name = page.split("/")[-1]
+        source = f"notebooks/{name}.ipynb"
+        assert (ROOT / source).is_file()
+        soup = BeautifulSoup((built_book / f"{page}.html").read_text(), "html.parser")
+        links = [a.get("href", "") for a in soup.find_all("a")]
+        expected = {
+            "Binder": f"{config['launch_buttons']['binderhub_url']}/v2/gh/{org_repo}/{branch}"
+                      f"?urlpath=lab/tree/{source}",
+            "Colab": f"{config['launch_buttons']['colab_url']}/github/{org_repo}/blob/{branch}/"
+                     f"{source}",
+            "JupyterHub": f"{config['launch_buttons']['jupyterhub_url']}/hub/user-redirect/"
+                          "git-pull?",
+        }
+        for button, url in expected.items():
+            if not any(link.startswith(url) for link in links):
+                problems.append(f"{page}: no {button} button to {url}")
+        hub = [link for link in links if "git-pull?" in link]
+        if hub and f"{source}" not in hub[0].replace("%2F", "/"):
+            problems.append(f"{page}: the JupyterHub button does not open {source}")
+        if not any(link.endswith(f"{name}.ipynb") and "_sources" in link for link in links):
+            problems.append(f"{page}: no download of the .ipynb")
+        if not any(link.startswith(repo) for link in links):
+            problems.append(f"{page}: no link to the repository {repo}")
+    assert not problems, "\n".join(problems)

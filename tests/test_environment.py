@@ -37,3 +37,26 @@ def test_installed_versions_match_the_pins():
     for req in _requirements():
         name, pinned = req.split("==")
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"
+
+
+def test_binder_installs_the_pinned_requirements_and_jcs():
+    env = yaml.safe_load((ROOT / "binder" / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "-r requirements.txt" in post and "-e ." in post
+    assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+
+
+def test_launch_buttons_open_the_source_notebooks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch_paths",
+                                                  ROOT / "book" / "_ext" / "launch_paths.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    buttons = [{"type": "link", "url": "https://colab/github/o/r/blob/main/book/generated/x.ipynb"},
+               {"type": "group", "buttons": [{"url": "b?urlpath=lab/tree/book/generated/x.ipynb"}]}]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    module._rewrite(buttons, config["sphinx"]["config"]["launch_path_map"])
+    assert buttons[0]["url"].endswith("/blob/main/notebooks/x.ipynb")
+    assert buttons[1]["buttons"][0]["url"].endswith("lab/tree/notebooks/x.ipynb")

@@ -530,3 +530,25 @@ def test_activation_maps_come_from_the_best_profile_that_has_them(tmp_path):
         (folder / "slice_a.png").write_bytes(b"")
     assert _activation_profile(tmp_path, "auto", slices, tmp_path / "runs", 0) == "cpu"
     assert _activation_profile(tmp_path, "gpu", slices, tmp_path / "runs", 0) == "gpu"
+
+
+def test_wide_tables_are_shown_as_one_table_per_group_of_metrics():
+    df = pd.DataFrame({("Dice", "ours"): [0.5], ("Dice", "ours std"): [0.1], ("IoU", "ours"): [0.4],
+                       ("MAE", "ours"): [0.02]})
+    df.attrs.update({"title": "t", "groups": [{"title": "Overlap", "metrics": ["Dice", "IoU"]},
+                                              {"title": "Errors", "metrics": []}]})
+    parts = report.format.column_groups(report.format_table(df), df.attrs["groups"])
+    assert [(title, [c[0] for c in part.columns]) for title, part in parts] == [
+        ("Overlap", ["Dice", "IoU"]), ("Errors", ["MAE"])]
+    shown = report.show(df)._repr_html_()
+    assert shown.count("<table") == 2 and "Overlap" in shown and "Errors" in shown
+    assert "50.0\u00a0±\u00a010.0" in shown  # mean ± std does not break across lines
+    assert report.format.column_groups(df, None) == [("", df)]
+
+
+def test_note_missing_says_what_is_not_shown(capsys):
+    with report.note_missing("Table IV"):
+        raise report.ResultsNotFoundError("no results for table4")
+    assert capsys.readouterr().out == "Table IV not shown: no results for table4\n"
+    with pytest.raises(ValueError), report.note_missing("x"):
+        raise ValueError("not a missing file")

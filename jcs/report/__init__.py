@@ -11,10 +11,11 @@ from .figures import (activation_map_slices, activation_profiles, export_activat
                       find_checkpoint, missing_activation_maps, plot_activation_maps,
                       plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
 from .diagnostics import cross_source_tries
-from .format import format_table, show, table_view
+from .format import format_table, note_missing, show, table_view
 from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors_missing,
                       available_profiles,
                       hardware_label, initialisation_of, load_runs, load_selected, profile_label,
+                      project_dir, shown_path,
                       provenance_table, resolve_profile, seed_stats, shown_profiles,
                       training_minutes, training_profile)
 from .runtime import bench_models, bench_targets, int8_check, patient_stages, runtime_table
@@ -28,11 +29,11 @@ __all__ = [
     "activation_profiles", "authors_missing", "available_profiles", "cross_source_tries",
     "classifier_runs", "gap_closed",
     "initialisation_of", "missing_activation_maps", "ours_values", "pretraining_gap",
-    "profile_label", "shown_profiles", "table4_at_threshold",
+    "profile_label", "project_dir", "shown_path", "shown_profiles", "table4_at_threshold",
     "bench_models", "classification_table", "covid_cs_composition", "ctmd_geometry",
     "data_composition", "bench_targets", "dice_by_area", "dice_distribution", "dice_summary",
     "export_activation_maps", "find_checkpoint", "format_table", "gain", "hardware_label",
-    "infnet_comparison", "int8_check", "load_runs", "load_selected", "medseg_lesion_areas", "patient_stages",
+    "infnet_comparison", "int8_check", "load_runs", "load_selected", "medseg_lesion_areas", "note_missing", "patient_stages",
     "plot_activation_maps", "plot_covid_cs_examples", "plot_data_distributions",
     "plot_dice_histogram", "plot_example_slices", "plot_loss_curves", "plot_qualitative",
     "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scanner_table",

@@ -10,6 +10,7 @@ each ``{"title", "columns": [(metric, column), ...], "rename": {column: shown na
 labels wrap (the book is narrow)."""
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 from typing import Any, Dict, List, Optional
@@ -18,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["format_table", "show", "caption_html", "table_view", "main_view", "detail_views",
-           "TableAttrs"]
+           "column_groups",
+           "TableAttrs", "note_missing"]
 
 TableAttrs = Dict[str, Any]
 
@@ -77,10 +79,12 @@ def format_table(df: pd.DataFrame, percent: Optional[bool] = None,
     return out
 
 
-def table_view(df: pd.DataFrame, digits: int = 3):
-    """A plain table for display (a pandas Styler): no row numbers, floats with ``digits``
-    decimals, thousands separated, missing values as "—"."""
-    return df.style.hide(axis="index").format(precision=digits, thousands=",", na_rep="—")
+def table_view(df: pd.DataFrame, digits: int = 3, index: bool = False):
+    """A plain table for display (a pandas Styler): no row numbers (``index=True``: the index,
+    e.g. of a transposed table), floats with ``digits`` decimals, thousands separated, missing
+    values as "—"."""
+    styler = df.style if index else df.style.hide(axis="index")
+    return styler.format(precision=digits, thousands=",", na_rep="—")
 
 
 def _is_number(value: Any) -> bool:
@@ -152,19 +156,80 @@ def detail_views(df: pd.DataFrame) -> List[tuple]:
     return views
 
 
+def _html(table: pd.DataFrame) -> str:
+    """HTML of a formatted table; "mean ± std" is joined by no-break spaces so that it stays on
+    one line where the book lets the cells of a narrow column wrap."""
+    table = table.map(lambda text: text.replace(" ± ", "\u00a0±\u00a0")
+                      if isinstance(text, str) else text)
+    return table.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
+
+
+def _metric(column: Any) -> Any:
+    return column[0] if isinstance(column, tuple) else column
+
+
+def column_groups(table: pd.DataFrame, groups: Optional[List[Dict[str, Any]]]) -> List[tuple]:
+    """``[(title, DataFrame)]``: ``table`` cut into narrower tables, one per group
+    ``{"title", "metrics": [first-level column, ...]}`` (the same rows each), so that a table
+    with many metrics fits the page. The columns of no group go to the group whose ``metrics``
+    is empty, else to a last, untitled table; empty tables are left out. Without groups:
+    ``[("", table)]``."""
+    if not groups:
+        return [("", table)]
+    named = {m for group in groups for m in group["metrics"]}
+    rest = [c for c in table.columns if _metric(c) not in named]
+    parts = []
+    for group in groups:
+        columns = ([c for c in table.columns if _metric(c) in group["metrics"]]
+                   if group["metrics"] else rest)
+        if group["metrics"] or rest:
+            rest = rest if group["metrics"] else []
+        if columns:
+            parts.append((group.get("title", ""), table[columns]))
+    if rest:
+        parts.append(("", table[rest]))
+    return parts
+
+
+def _grouped_html(table: pd.DataFrame, groups) -> str:
+    return "".join((f'<p class="jcs-group"><em>{html.escape(title)}</em></p>' if title else "")
+                   + _html(part) for title, part in column_groups(table, groups))
+
+
+def _grouped_text(table: pd.DataFrame, groups) -> str:
+    return "\n".join((f"{title}\n" if title else "") + part.to_string()
+                     for title, part in column_groups(table, groups))
+
+
 def show(df: pd.DataFrame, percent: Optional[bool] = None, digits: Optional[int] = None) -> _Shown:
     """The formatted table with its caption, for display in a notebook (HTML) or a console;
-    the views of ``attrs["details"]`` follow the table in collapsed sections."""
+    the views of ``attrs["details"]`` follow the table in collapsed sections. A table (or view)
+    with ``groups`` (``attrs["groups"]``, a view's ``"groups"``) is shown as one narrower table
+    per group of metrics (:func:`column_groups`), so that it fits the book's column."""
     table = format_table(main_view(df), percent, digits)
-    body = table.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
+    body = _grouped_html(table, df.attrs.get("groups"))
     caption = caption_html(df.attrs)
     details, texts = [], []
+    views = {view["title"]: view for view in df.attrs.get("details") or []}
     for title, view in detail_views(df):
         shown = format_table(view, percent, digits)
+        groups = views.get(title, {}).get("groups")
         details.append(f'<details class="jcs-details"><summary>{html.escape(title)}</summary>'
-                       + shown.to_html(classes="jcs-table", border=0, na_rep="—", escape=True)
-                       + "</details>")
-        texts.append(f"{title}\n{shown.to_string()}")
+                       + _grouped_html(shown, groups) + "</details>")
+        texts.append(f"{title}\n{_grouped_text(shown, groups)}")
     classes = "jcs-report-table" + (" jcs-wrap" if df.attrs.get("wrap_index") else "")
+    text = _grouped_text(table, df.attrs.get("groups"))
     return _Shown(f'<div class="{classes}">{body}{"".join(details)}{caption}</div>',
-                  "\n\n".join([f"{df.attrs.get('title', '')}\n{table.to_string()}"] + texts))
+                  "\n\n".join([f"{df.attrs.get('title', '')}\n{text}"] + texts))
+
+
+@contextlib.contextmanager
+def note_missing(what: str):
+    """``with note_missing("Table IV"): ...``: a table or figure whose inputs (results files,
+    checkpoints, benchmark files, a dataset) are missing is replaced by one printed line saying
+    what is not shown and why (the :class:`FileNotFoundError`), so that a chapter still runs on
+    partial results."""
+    try:
+        yield
+    except FileNotFoundError as missing:
+        print(f"{what} not shown: {missing}")

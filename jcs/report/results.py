@@ -2,6 +2,7 @@
 every seed of a run, mean ± std over seeds, and a label of the hardware that produced them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -16,7 +17,7 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "provenance_table", "run_label", "training_minutes", "initialisation_of", "authors_notes",
            "authors_missing",
            "describe_initialisation", "initialisation_notes", "initialisation_summary",
-           "outdated_runs", "outdated_notes"]
+           "outdated_runs", "outdated_notes", "project_dir", "shown_path"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,33 @@ def available_profiles(results_dir: PathLike,
              if folder.is_dir() and any(any(folder.glob(p)) for p in patterns)}
     known = [p for p in PROFILE_ORDER if p in found]
     return known + sorted(found - set(PROFILE_ORDER))
+
+
+# Where the notebooks find the project's folders when their parameter is None: an environment
+# variable, else the folder of that name in the repository that holds this package.
+PROJECT_DIRS = {"results": "JCS_RESULTS_DIR", "runs": "JCS_RUNS_DIR"}
+
+
+def project_dir(kind: str, path: Optional[PathLike] = None) -> Path:
+    """The absolute folder of ``kind`` (``"results"`` or ``"runs"``): ``path`` when given
+    (relative to the working directory), else ``$JCS_RESULTS_DIR`` / ``$JCS_RUNS_DIR``, else
+    ``<repo>/results`` / ``<repo>/runs`` of the repository this package was installed from
+    (``pip install -e .``), so that a notebook finds them wherever it is started from."""
+    if kind not in PROJECT_DIRS:
+        raise ValueError(f"kind must be one of {sorted(PROJECT_DIRS)}, not {kind!r}")
+    if path is None:
+        path = os.environ.get(PROJECT_DIRS[kind]) or REPO_ROOT / kind
+    return Path(path).expanduser().resolve()
+
+
+def shown_path(path: PathLike) -> str:
+    """``path`` as a page should print it: relative to the repository when inside it
+    (``results``), so that the book does not show the folders of the machine that built it."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def training_profile(profile: str = "auto") -> str:
@@ -228,9 +256,29 @@ def training_minutes(results_dir: PathLike, profile: str, experiments: Sequence[
     return seconds / 60.0
 
 
+def _round(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(float(seconds), 1)
+
+
+def _minute(timestamp: Optional[str]) -> Optional[str]:
+    """``2026-11-26T22:59:33+00:00`` -> ``2026-11-26 22:59`` (UTC, as the results files write
+    it): short enough to wrap in a narrow table."""
+    if not timestamp:
+        return timestamp
+    try:
+        stamp = pd.Timestamp(timestamp)
+    except ValueError:
+        return timestamp
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
 def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd.DataFrame:
     """Where each results file of an experiment comes from: seed, device, precision, code
-    version (git SHA, dirty flag), training and evaluation time, data digest."""
+    version (git SHA, dirty flag), training and evaluation seconds, when it finished (UTC, to the
+    minute), data digest. The results file of a row is ``<run>.json`` for seed 0 and
+    ``<run>.seed<k>.json`` for seed k (:func:`jcs.engine.results.result_path`)."""
     rows = []
     for result in load_results(results_dir, profile, experiment):
         env = result.get("environment", {})
@@ -241,10 +289,9 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
             "run": result["name"], "seed": result["seed"], "device": _device(result),
             "precision": env.get("precision"),
             "git": (git.get("sha") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else ""),
-            "train_s": timing.get("train_s"), "eval_s": timing.get("eval_s"),
-            "finished": timing.get("finished"),
-            "data_digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
-            "file": Path(result["path"]).name,
+            "train (s)": _round(timing.get("train_s")), "eval (s)": _round(timing.get("eval_s")),
+            "finished": _minute(timing.get("finished")),
+            "data digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
         })
     return pd.DataFrame(rows)
 

@@ -182,6 +182,12 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
         },
         "notes": ["Random weights: speed does not depend on training."],
         "source": "jcs.report.bench_models", "api": "api-runtime",
+        "groups": [{"title": "Size and training", "metrics": ["params (M)", "GFLOP",
+                                                              "train img/s fp32",
+                                                              "train img/s optimised"]},
+                   {"title": "Inference and memory", "metrics": ["inference ms fp32",
+                                                                 "inference ms optimised",
+                                                                 "peak MB"]}],
     })
     return df
 
@@ -247,6 +253,11 @@ def patient_stages(results_dir: PathLike = "results") -> pd.DataFrame:
                                          "first patient (not part of the total)",
                         "write": "the report folder"},
         "notes": notes, "source": "jcs.report.patient_stages", "api": "api-runtime",
+        "wrap_index": True,
+        "groups": [{"title": "Total and the stages on the critical path",
+                    "metrics": ["total (s)", "slices", "segmented", "read (s)", "classify (s)",
+                                "segment (s)"]},
+                   {"title": "The other stages, and what runs beside them", "metrics": []}],
     })
     return df
 
@@ -332,5 +343,9 @@ def int8_check(results_dir: PathLike = "results") -> pd.DataFrame:
         "definitions": {"s per slice": "evaluation time per slice, model and metrics, 1 slice "
                                        "per call, on the CPU (int8 after its compilation)"},
         "notes": [], "source": "jcs.report.int8_check", "api": "api-runtime",
+        "groups": [{"title": "Accuracy", "metrics": ["dice", "iou", "e mean", "sensitivity",
+                                                      "specificity"]},
+                   {"title": "Input and speed", "metrics": ["input", "test slices",
+                                                            "s per slice", "threads"]}],
     })
     return df

@@ -463,7 +463,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
                 columns += [(label, name), (label, f"{name} std")]
                 rename.update({name: ours_name, f"{name} std": f"{ours_name} std"})
         details.append({"title": f"Every metric, {labels[p]} ({run_label(p, runs)})",
-                        "columns": columns, "rename": rename})
+                        "columns": columns, "rename": rename, "groups": SEG_GROUPS})
     notes = missing_notes + notes + [PAPER_INIT_NOTE] + list(paper_notes)
     notes += _merged_differences(per_profile)
     with_runs = {p: r for p, r in loaded.items() if r}
@@ -635,6 +635,9 @@ def profiles_table(results_dir: PathLike = "results",
     return df
 
 
+# The views of every segmentation metric, cut into tables narrow enough for the book.
+SEG_GROUPS = [{"title": "Dice and IoU", "metrics": ["Dice", "IoU"]},
+              {"title": "E-measure", "metrics": ["E-measure"]}]
 _ALL_SEG_METRICS = (
     ("Dice > 0.5", "dice"), ("Dice adaptive", "dice_adaptive"), ("Dice mean", "dice_mean"),
     ("Dice max", "dice_max"), ("IoU > 0.5", "iou"), ("IoU adaptive", "iou_adaptive"),
@@ -681,6 +684,11 @@ def segmentation_metrics(results_dir: PathLike = "results", profile: str = "auto
             "S-measure": "structure measure, α = 0.5", "MAE": "mean absolute error of the map",
         },
         "notes": [], "source": "jcs.report.segmentation_metrics", "percent": True,
+        "groups": [{"title": "Dice", "metrics": [m for m, _ in _ALL_SEG_METRICS[:4]]},
+                   {"title": "IoU", "metrics": [m for m, _ in _ALL_SEG_METRICS[4:7]]},
+                   {"title": "E-measure and S-measure", "metrics": [m for m, _ in _ALL_SEG_METRICS[7:11]]},
+                   {"title": "Sensitivity, specificity and MAE",
+                    "metrics": [m for m, _ in _ALL_SEG_METRICS[11:]]}],
     })
     return df
 
@@ -735,6 +743,10 @@ def infnet_comparison(results_dir: PathLike = "results", profile: str = "auto",
             f"{initialisation_summary(runs)} (profile {profile}).",
         ] + differences(runs, initialisation=False),
         "source": "jcs.report.infnet_comparison", "percent": False, "api": "api-infnet",
+        "wrap_index": True,
+        "groups": [{"title": "Dice, sensitivity and specificity",
+                    "metrics": ["meanDice", "adpDice", "meanSen", "meanSpe"]},
+                   {"title": "S-measure, E-measure and MAE", "metrics": ["S-measure", "meanEm", "MAE"]}],
     })
     return df
 
@@ -850,7 +862,10 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
     details = [{"title": f"Every metric on the {test}{size(dataset)}",
                 "columns": [c for metric, _ in _CLS_METRICS
                             for c in ((metric, test), (metric, f"{test} std"))],
-                "rename": {test: "ours", f"{test} std": "ours std"}}
+                "rename": {test: "ours", f"{test} std": "ours std"},
+                "groups": [{"title": "AUC, accuracy and F1", "metrics": ["AUC", "Accuracy", "F1"]},
+                           {"title": "Sensitivity and specificity",
+                            "metrics": ["Sensitivity", "Specificity"]}]}
                for dataset, test in CLS_TESTS]
     ucsd, real, cross = (t for _, t in CLS_TESTS)
     df.attrs.update({
