@@ -16,7 +16,7 @@ Every GPU of the machine trains: with several, after the patient benchmark the s
 itself again under ``torchrun`` (one process per GPU, DistributedDataParallel; the ``gpu``
 profile's batches are global, so the recipe is unchanged) on the largest number of GPUs that
 divides every global batch of the profile (8 and 64: 1, 2, 4 or 8 GPUs). Rank 0 decides which
-steps start (the budget), logs and packs; ``--nproc`` overrides the number of processes.
+steps start (the budget), logs and packs; ``--processes`` overrides the number of processes.
 
 Usage on the device: ``python3 scripts/gpu_reproduce.py --data .gpu/data --budget 480``.
 """
@@ -54,7 +54,7 @@ def main() -> int:
                         help="profile overrides")
     parser.add_argument("--no-patient-bench", action="store_true",
                         help="skip the patient benchmark that runs before the training")
-    parser.add_argument("--nproc", type=int, default=None,
+    parser.add_argument("--processes", type=int, default=None,
                         help="training processes (default: every usable GPU, see above)")
     args = parser.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "gpu_out"))
@@ -68,11 +68,14 @@ def main() -> int:
     start = time.perf_counter()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     profile = get_profile("gpu", overrides)
-    print(json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                      "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                      "overrides": overrides}), flush=True)
-    log = []
     ctx = dd.launched()
+    if ctx.is_main:
+        print(json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available(),
+                          "gpus": torch.cuda.device_count(), "processes": ctx.world_size,
+                          "device": (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                                     else None),
+                          "overrides": overrides}), flush=True)
+    log = []
     if not args.no_patient_bench and ctx.is_main and not ctx.distributed:
         from jcs.bench import benchmark
 
@@ -87,7 +90,7 @@ def main() -> int:
         entry["seconds"] = round(time.perf_counter() - tic, 1)
         log.append(entry)
         print(json.dumps(entry), flush=True)
-    nproc = args.nproc or training_processes(profile, torch.cuda.device_count())
+    nproc = args.processes or training_processes(profile, torch.cuda.device_count())
     if nproc > 1 and not ctx.distributed:  # every GPU: this script again, under torchrun
         return relaunch(nproc, args.budget - (time.perf_counter() - start), out, log)
     results_dir = Path(args.results_dir)
@@ -139,19 +142,19 @@ def relaunch(nproc: int, budget: float, out: Path, log: list) -> int:
     benchmark, what is left of the budget); returns its exit status."""
     (out / "steps.json").write_text(json.dumps(log, indent=1))
     argv, skip_next = [], False
-    for arg in sys.argv[1:]:  # drop --budget/--nproc (given anew)
+    for arg in sys.argv[1:]:  # drop --budget/--processes (given anew)
         if skip_next:
             skip_next = False
             continue
-        if arg in ("--budget", "--nproc"):
+        if arg in ("--budget", "--processes"):
             skip_next = True
             continue
-        if arg.startswith(("--budget=", "--nproc=")):
+        if arg.startswith(("--budget=", "--processes=")):
             continue
         argv.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            str(nproc), str(Path(__file__).resolve()), *argv, "--no-patient-bench",
-           "--budget", str(max(0.0, budget)), "--nproc", str(nproc)]
+           "--budget", str(max(0.0, budget)), "--processes", str(nproc)]
     print(json.dumps({"torchrun": nproc, "command": cmd}), flush=True)
     # a rank that fails alone leaves the others waiting: 10 minutes, not the default 2 hours
     env = dict(os.environ, JCS_DIST_TIMEOUT_MIN=os.environ.get("JCS_DIST_TIMEOUT_MIN", "10"))
