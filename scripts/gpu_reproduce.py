@@ -123,6 +123,7 @@ def main() -> int:
         (out / "steps.json").write_text(json.dumps(log, indent=1))
         pack(results_dir, out)
     if ctx.is_main:
+        (out / "steps.json").write_text(json.dumps(log, indent=1))  # with the steps not started
         print(f"total {time.perf_counter() - start:.0f} s", flush=True)
         if torch.cuda.is_available():
             subprocess.run(["nvidia-smi"], check=False)
