@@ -524,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512)
     p.set_defaults(func=cmd_flops)
 
-    p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
+    p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce); "
+                       "several GPUs: torchrun --nproc_per_node N -m jcs.cli reproduce ...")
     p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs")
