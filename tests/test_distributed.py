@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 RESULT = "smoke/dist/tiny-classifier.json"
 RUN_DIR = "smoke/dist/tiny-classifier/seed0"
 WEIGHT_ATOL = 1e-6
+TIMEOUT_S = 1500
 
 
 def _env() -> dict:
@@ -40,7 +42,22 @@ def _env() -> dict:
 
 
 def _run(cmd: list, expect_ok: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    """Run ``cmd``; on timeout SIGTERM first (torchrun then stops its workers, which run in
+    sessions of their own), SIGKILL a minute later. ~1 min on an idle 2-core machine; the limit
+    leaves room for a machine shared with other jobs."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        raise
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     if expect_ok:
         assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
