@@ -5,6 +5,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
+# processes for `make reproduce` (one per GPU; on a CPU each process takes a share of the cores):
+# NPROC=4 starts them with torchrun (DistributedDataParallel, jcs.engine.distributed)
+NPROC ?= 1
+LAUNCH := $(if $(filter-out 1,$(NPROC)),$(VENV)/bin/torchrun --standalone --nproc_per_node $(NPROC),$(PY))
 export JCS_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: help env browser test book reproduce lab bench clean
@@ -33,8 +37,8 @@ test: $(STAMP) browser  ## run every test: package, notebooks (papermill), the b
 book: $(STAMP)  ## execute the notebooks from committed results and build the HTML book
 	$(PY) scripts/build_book.py
 
-reproduce: $(STAMP)  ## retrain everything of a profile (PROFILE=cpu|gpu|paper; PROFILE=authors AUTHORS_WEIGHTS=DIR evaluates the released weights), then rebuild the book
-	$(PY) -m jcs.cli reproduce --profile $(PROFILE) $(if $(AUTHORS_WEIGHTS),--authors-weights $(AUTHORS_WEIGHTS))
+reproduce: $(STAMP)  ## retrain everything of a profile (PROFILE=cpu|gpu|paper, NPROC=GPUs; PROFILE=authors AUTHORS_WEIGHTS=DIR evaluates the released weights), then rebuild the book
+	$(LAUNCH) -m jcs.cli reproduce --profile $(PROFILE) $(if $(AUTHORS_WEIGHTS),--authors-weights $(AUTHORS_WEIGHTS))
 	$(MAKE) book
 
 bench: $(STAMP)  ## speed/memory benchmark on this machine -> results/bench/

@@ -101,6 +101,11 @@ def data_dir(path: Optional[str]) -> Iterator[None]:
             os.environ["JCS_DATA_DIR"] = old
 
 
+def _main_process() -> bool:
+    """False in the processes of rank ≥ 1 that torchrun started (environment ``RANK``)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
@@ -161,6 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                    runs_dir=args.runs_dir, experiment=args.experiment, seed=args.seed,
                    resume=args.resume, quiet=args.quiet, pixel_supervised=args.pixel_supervised,
                    data_root=args.data_dir)
+    if not _main_process():  # under torchrun: rank 0 reports
+        return 0
     print(f"trained {args.model} (profile {args.profile}, seed {args.seed})")
     print(f"results:    {result_path(args.results_dir, args.profile, args.experiment, args.model, args.seed)}")
     print(f"checkpoint: {result.get('checkpoint')}")
@@ -421,6 +428,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     summary = reproduce(args.profile, results_dir=args.results_dir, seeds=args.seeds, only=args.only,
                         skip_finished=not args.force, overrides=overrides, runs_dir=args.runs_dir,
                         quiet=args.quiet, data_root=args.data_dir)
+    if not _main_process():  # under torchrun: rank 0 reports
+        return 0
     for step in summary:
         print(f"{step.get('status', ''):8} {step.get('experiment', '')}/{step.get('name', '')} "
               f"seed {step.get('seed', '')}  {step.get('path', '')}")
@@ -457,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models with parameter counts")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("train", help="train a model with a profile's recipe (jcs.engine.train)")
+    p = sub.add_parser("train", help="train a model with a profile's recipe (jcs.engine.train); "
+                       "several GPUs or machines: torchrun --nproc_per_node N -m jcs.cli train ...")
     p.add_argument("--model", required=True, help="model name (see `jcs models`)")
     p.add_argument("--dataset", help="dataset name (default: medseg / ucsd-covid-ct by task)")
     p.add_argument("--profile", required=True, help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles)")
@@ -594,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512)
     p.set_defaults(func=cmd_flops)
 
-    p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce)")
+    p = sub.add_parser("reproduce", help="run every experiment of a profile (jcs.engine.reproduce); "
+                       "several GPUs: torchrun --nproc_per_node N -m jcs.cli reproduce ...")
     p.add_argument("--profile", required=True,
                    help="smoke, cpu, cpu-pretrained, gpu, paper (jcs.engine.profiles); authors "
                         "(with --authors-weights) evaluates the authors' released weights")

@@ -12,6 +12,12 @@ First (unless ``--no-patient-bench``) it times the 300-slice patient with ``jcs 
 project's 2 s per patient target, eager and with both models ``torch.compile``d (a few minutes
 with the compiling, all counted in ``--budget``).
 
+Every GPU of the machine trains: with several, after the patient benchmark the script starts
+itself again under ``torchrun`` (one process per GPU, DistributedDataParallel; the ``gpu``
+profile's batches are global, so the recipe is unchanged) on the largest number of GPUs that
+divides every global batch of the profile (8 and 64: 1, 2, 4 or 8 GPUs). Rank 0 decides which
+steps start (the budget), logs and packs; ``--processes`` overrides the number of processes.
+
 Usage on the device: ``python3 scripts/gpu_reproduce.py --data .gpu/data --budget 480``.
 """
 from __future__ import annotations
@@ -48,22 +54,29 @@ def main() -> int:
                         help="profile overrides")
     parser.add_argument("--no-patient-bench", action="store_true",
                         help="skip the patient benchmark that runs before the training")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="training processes (default: every usable GPU, see above)")
     args = parser.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "gpu_out"))
     out.mkdir(parents=True, exist_ok=True)
 
     import torch
+    from jcs.engine import distributed as dd
     from jcs.engine import get_profile, reproduce
     from jcs.engine.experiments import plan
 
     start = time.perf_counter()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     profile = get_profile("gpu", overrides)
-    print(json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                      "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                      "overrides": overrides}), flush=True)
+    ctx = dd.launched()
+    if ctx.is_main:
+        print(json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available(),
+                          "gpus": torch.cuda.device_count(), "processes": ctx.world_size,
+                          "device": (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                                     else None),
+                          "overrides": overrides}), flush=True)
     log = []
-    if not args.no_patient_bench:
+    if not args.no_patient_bench and ctx.is_main and not ctx.distributed:
         from jcs.bench import benchmark
 
         tic = time.perf_counter()
@@ -77,13 +90,20 @@ def main() -> int:
         entry["seconds"] = round(time.perf_counter() - tic, 1)
         log.append(entry)
         print(json.dumps(entry), flush=True)
+    nproc = args.processes or training_processes(profile, torch.cuda.device_count())
+    if nproc > 1 and not ctx.distributed:  # every GPU: this script again, under torchrun
+        return relaunch(nproc, args.budget - (time.perf_counter() - start), out, log)
     results_dir = Path(args.results_dir)
     (results_dir / "gpu").mkdir(parents=True, exist_ok=True)
+    if ctx.distributed:  # the process group, so that rank 0 can decide for all
+        dd.init(dd.select_device(profile.device, ctx))
+    if ctx.is_main and (out / "steps.json").is_file():  # the single-process part (benchmark)
+        log = json.loads((out / "steps.json").read_text())
     for step in plan(profile):
         if step.experiment in args.skip:
             continue
         elapsed = time.perf_counter() - start
-        if elapsed > args.budget:
+        if dd.broadcast(elapsed > args.budget, ctx):  # rank 0's clock for every rank
             log.append({"step": f"{step.experiment}/{step.name}", "status": "not started (budget)"})
             continue
         tic = time.perf_counter()
@@ -95,15 +115,51 @@ def main() -> int:
             status = "failed"
             traceback.print_exc()
         entry = {"step": f"{step.experiment}/{step.name}", "status": status,
-                 "seconds": round(time.perf_counter() - tic, 1)}
+                 "seconds": round(time.perf_counter() - tic, 1), "processes": ctx.world_size}
+        if not ctx.is_main:
+            continue
         log.append(entry)
         print(json.dumps(entry), flush=True)
         (out / "steps.json").write_text(json.dumps(log, indent=1))
         pack(results_dir, out)
-    print(f"total {time.perf_counter() - start:.0f} s", flush=True)
-    if torch.cuda.is_available():
-        subprocess.run(["nvidia-smi"], check=False)
+    if ctx.is_main:
+        (out / "steps.json").write_text(json.dumps(log, indent=1))  # with the steps not started
+        print(f"total {time.perf_counter() - start:.0f} s", flush=True)
+        if torch.cuda.is_available():
+            subprocess.run(["nvidia-smi"], check=False)
     return 0
+
+
+def training_processes(profile, gpus: int) -> int:
+    """The largest n ≤ ``gpus`` (at least 1) that divides every global batch of ``profile``
+    (recipes with ``batch_scope="global"``; a per-process batch fits any n)."""
+    batches = [r.batch_size for r in (profile.seg, profile.cls, profile.cls_finetune)
+               if r is not None and r.batch_scope == "global"]
+    return max(n for n in range(1, max(1, gpus) + 1) if all(b % n == 0 for b in batches))
+
+
+def relaunch(nproc: int, budget: float, out: Path, log: list) -> int:
+    """Run this script with the same arguments under ``torchrun --nproc_per_node nproc`` (no
+    benchmark, what is left of the budget); returns its exit status."""
+    (out / "steps.json").write_text(json.dumps(log, indent=1))
+    argv, skip_next = [], False
+    for arg in sys.argv[1:]:  # drop --budget/--processes (given anew)
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in ("--budget", "--processes"):
+            skip_next = True
+            continue
+        if arg.startswith(("--budget=", "--processes=")):
+            continue
+        argv.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           str(nproc), str(Path(__file__).resolve()), *argv, "--no-patient-bench",
+           "--budget", str(max(0.0, budget)), "--processes", str(nproc)]
+    print(json.dumps({"torchrun": nproc, "command": cmd}), flush=True)
+    # a rank that fails alone leaves the others waiting: 10 minutes, not the default 2 hours
+    env = dict(os.environ, JCS_DIST_TIMEOUT_MIN=os.environ.get("JCS_DIST_TIMEOUT_MIN", "10"))
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 if __name__ == "__main__":

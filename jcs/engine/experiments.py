@@ -32,6 +32,7 @@ from torch.utils.data import Subset
 from jcs.data import data_root as default_data_root
 from jcs.metrics import classification_metrics, patient_threshold_scale, threshold_sweep
 
+from . import distributed as dd
 from .cohort import table4_cohort, patient_slices
 from .datasets import evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
@@ -238,7 +239,11 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
     with the same configuration) are skipped when ``skip_finished``; interrupted training
     resumes from its last checkpoint. ``only``: experiment names, run names or
     ``"experiment/name"`` to restrict to. Returns one summary dict per step
-    (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped", ``seconds``)."""
+    (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped", ``seconds``).
+
+    Under ``torchrun`` every rank runs this with the same arguments: the training steps run on
+    all ranks (DDP, :func:`~jcs.engine.train.train`), the Table IV sweeps on rank 0 only (the
+    other ranks leave them out of their summary)."""
     prof = get_profile(profile, overrides)
     if prof.name in EVALUATION_ONLY:
         raise ValueError(f"profile {prof.name!r} trains nothing: run "
@@ -246,6 +251,7 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
                          "--profile authors --authors-weights DIR`)")
     only_list = [only] if isinstance(only, str) else list(only or [])
     quiet = quiet_default(quiet)
+    ctx = dd.init(dd.select_device(prof.device, dd.launched()))
     summary = []
     for seed in seeds:
         for step in plan(prof):
@@ -253,6 +259,8 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
                 continue
             tic = time.perf_counter()
             if step.kind == "patients":
+                if not ctx.is_main:  # inference only: rank 0 runs it, the others go on
+                    continue
                 source = result_path(results_dir, prof.name, "classification", step.name, seed)
                 if not source.is_file():
                     warnings.warn(f"table4/{step.name}: no classifier result {source}; skipped",
@@ -262,7 +270,9 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
                                        quiet=quiet, data_root=data_root,
                                        skip_finished=skip_finished)
             else:
-                init = _joint_parts(prof, results_dir, runs_dir, seed) if step.init_joint else None
+                init = (dd.broadcast(_joint_parts(prof, results_dir, runs_dir, seed)
+                                     if ctx.is_main else None, ctx)  # one decision for all ranks
+                        if step.init_joint else None)
                 result = train(step.model, profile=prof, results_dir=results_dir, runs_dir=runs_dir,
                                experiment=step.experiment, seed=seed, resume=True, quiet=quiet,
                                name=step.name, pixel_supervised=step.pixel_supervised,

@@ -59,6 +59,10 @@ class Recipe:
     max_train: Optional[int] = None  # keep this many training images (evenly spaced), None = all
     max_eval: Optional[int] = None  # same for validation / test images
     max_iters: Optional[int] = None  # cap on iterations per epoch, None = full epochs
+    # under torchrun: "global" = batch_size images per step over all processes (batch_size / N
+    # each, N must divide it); "process" = batch_size per process (N × batch_size per step). The
+    # learning rate is ``lr`` in both cases (jcs.engine.distributed)
+    batch_scope: str = "global"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Profile:
     precision: str = "auto"  # "auto" (bf16 autocast where the hardware has it), "bf16", "fp32"
     channels_last: bool = True  # channels-last memory format (faster with bf16 on CPU and GPU)
     cudnn_benchmark: bool = True
+    # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA only)
+    # instead of each process's share (DDP's default)
+    sync_batchnorm: bool = False
     num_workers: int = 0
     preload: bool = True  # keep non-augmented splits in memory as tensors
     eval_batch_size: int = 8
@@ -129,11 +136,16 @@ PAPER = Profile(
 lr 2.5e-5, poly 0.9 with 200 warm-up iterations in epoch 0, 60 epochs, batch 1, random
 crop-resize + vertical flip (jcs_official.md §4.4); classification 224², SGD momentum 0.9, wd 1e-4,
 lr 0.1 ÷10 every 30 epochs, 100 epochs, batch 256 (capped by the training-set size). ImageNet
-backbones with frozen BN, as the authors (override ``pretrained=False, norm=bn`` offline).""",
+backbones with frozen BN, as the authors (override ``pretrained=False, norm=bn`` offline).
+
+Several GPUs (``torchrun --nproc_per_node N``, ``make reproduce PROFILE=paper NPROC=4``): the
+classifier's batch of 256 is global, as the paper's "batch 256 over 4 GPUs" (64 per GPU on 4,
+lr 0.1 for any N); segmentation keeps the authors' batch 1 per GPU (``batch_scope="process"``:
+they trained it on one GPU, so on N GPUs the global batch is N at the same lr 2.5e-5).""",
     seg=Recipe(size=512, epochs=60, batch_size=1, optimizer="adam", lr=2.5e-5, schedule="poly",
-               warmup_iters=200),
+               warmup_iters=200, batch_scope="process"),
     cls=Recipe(size=224, epochs=100, batch_size=256, optimizer="sgd", lr=0.1, schedule="step",
-               step_epochs=30),
+               step_epochs=30, batch_scope="global"),
     pretrained=True,
     norm="frozen",
     bn_recalibration=0,
@@ -402,6 +414,9 @@ def _validate(profile: Profile) -> None:
                              f"{recipe.optimizer!r}")
         if recipe.schedule not in ("poly", "step"):
             raise ValueError(f"{part}.schedule must be 'poly' or 'step', got {recipe.schedule!r}")
+        if recipe.batch_scope not in ("global", "process"):
+            raise ValueError(f"{part}.batch_scope must be 'global' or 'process', got "
+                             f"{recipe.batch_scope!r}")
         for fname in ("size", "epochs", "batch_size"):
             if getattr(recipe, fname) < 1:
                 raise ValueError(f"{part}.{fname} must be >= 1, got {getattr(recipe, fname)}")
@@ -423,13 +438,27 @@ _NOT_FOR = {
 }
 
 
+# Fields added after runs were recorded, left out of a config while at their default value, so
+# that the finished runs made before stay current (they ran with that value).
+_OMIT_AT_DEFAULT = {"sync_batchnorm": False}
+_OMIT_RECIPE_AT_DEFAULT = {"batch_scope": "global"}
+
+
 def run_fields(profile: Mapping[str, Any], kind: str) -> Dict[str, Any]:
     """The fields of a profile dict (:meth:`Profile.to_dict`) that can change a run of ``kind``
     ("segmentation", "classification" or "patients"): what a results file's ``config`` keeps and
-    what decides whether a finished run is current."""
+    what decides whether a finished run is current. Fields added later
+    (``sync_batchnorm``, the recipes' ``batch_scope``) are kept only where they differ from their
+    default."""
     if kind not in _NOT_FOR:
         raise ValueError(f"kind must be one of {', '.join(_NOT_FOR)}, got {kind!r}")
-    return {k: v for k, v in profile.items() if k not in _NOT_FOR[kind]}
+    out = {k: v for k, v in profile.items()
+           if k not in _NOT_FOR[kind] and not (k in _OMIT_AT_DEFAULT and v == _OMIT_AT_DEFAULT[k])}
+    for part in ("seg", "cls", "cls_finetune"):
+        if isinstance(out.get(part), Mapping):
+            out[part] = {k: v for k, v in out[part].items()
+                         if not (k in _OMIT_RECIPE_AT_DEFAULT and v == _OMIT_RECIPE_AT_DEFAULT[k])}
+    return out
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -19,7 +19,9 @@ evaluated without training, profile ``authors``: :mod:`jcs.engine.authors`) add
 * ``data``: dataset, split names, sha256 of every data file read, manifest check.
 * ``timing``: ``train_s``, ``eval_s``, ``started``, ``finished`` (UTC ISO 8601);
   ``memory``: peak bytes and what was measured; ``environment``: git SHA + dirty flag, package
-  versions, device; ``checkpoint``: the final weights (under ``runs/``, not committed).
+  versions, device, and (training) ``distributed``: world size, backend, batch scope, global and
+  per-process batch, ``sync_batchnorm`` and ``ranks`` (rank, host and device of every process);
+  ``checkpoint``: the final weights (under ``runs/``, not committed).
 """
 from __future__ import annotations
 

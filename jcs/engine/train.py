@@ -11,6 +11,13 @@ model). ``resume=True`` continues from ``checkpoint.pt`` and ends with the same 
 uninterrupted run (bitwise on the CPU). Once the results file is written, ``checkpoint.pt`` and
 ``best.pt`` are deleted unless the profile sets ``keep_checkpoints`` (``skip_finished`` then
 recognises the finished run). Results: see :mod:`jcs.engine.results`.
+
+Under ``torchrun`` (several processes, :mod:`jcs.engine.distributed`) the same call trains with
+``DistributedDataParallel``: each process takes its share of every global batch
+(``DistributedSampler``), only rank 0 writes checkpoints, results files and previews and shows
+progress bars, every rank resumes from the same ``checkpoint.pt`` (so ``runs_dir`` must be on a
+filesystem every machine sees), rank 0 alone evaluates, and the results file records the world
+size and the device of every rank (``environment.distributed``). Every rank returns the result.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from tqdm.auto import tqdm
 from jcs.models import ActivationMapLoss, create_model, model_arguments, save_checkpoint
 from jcs.models.packaged import PACKAGED_FOR, packaged_provenance
 
+from . import distributed as dd
 from .batchnorm import recalibrate_batchnorm
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
@@ -40,7 +48,7 @@ from .provenance import device_info, git_state, now_iso, package_versions, peak_
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
-                      seed_everything, select_device, set_rng_state, to_device, to_float,
+                      seed_everything, set_rng_state, to_device, to_float,
                       worker_init)
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
@@ -128,13 +136,15 @@ def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _forward_loss(model: nn.Module, batch: Dict[str, Any], task: str, criterion: nn.Module,
-                  device: torch.device, precision: str, channels_last: bool) -> torch.Tensor:
-    """Forward under autocast, loss in float32 outside it."""
+def _forward_loss(net: nn.Module, model: nn.Module, batch: Dict[str, Any], task: str,
+                  criterion: nn.Module, device: torch.device, precision: str,
+                  channels_last: bool) -> torch.Tensor:
+    """Forward of ``net`` (``model``, or its DDP wrapper; for the pixel-supervised loss one whose
+    forward returns logits and features) under autocast, loss in float32 outside it."""
     x = to_device(batch["image"], device, channels_last)
     pixel = isinstance(criterion, ActivationMapLoss)
     with autocast(device, precision):
-        outputs = model.forward_with_features(x) if pixel else model(x)
+        outputs = net(x)
     if task == "segmentation":
         return criterion(to_float(outputs), batch["mask"].to(device, non_blocking=True))
     labels = batch["label"].to(device, non_blocking=True)
@@ -170,10 +180,13 @@ class _Session:
     paths: RunPaths
     config_hash: str
     model: nn.Module
+    net: nn.Module  # what the training step calls: ``model``, or DDP around it
     optimizer: torch.optim.Optimizer
     criterion: nn.Module
     loader: DataLoader
+    sampler: Any  # DistributedSampler of the training split (set_epoch each epoch)
     generator: torch.Generator
+    ctx: dd.DistContext
     val: Optional[Dataset]
     calibration: Optional[Dataset]
     iters_per_epoch: int
@@ -211,7 +224,8 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
                          "weights (jcs reproduce --profile authors --authors-weights DIR)")
     task = task_of(model_name)
     name = name or model_name
-    device = select_device(prof.device)
+    device = dd.select_device(prof.device, dd.launched())
+    ctx = dd.init(device)  # torchrun's process group; a world of 1 without torchrun
     precision = resolve_precision(prof.precision, device)
     channels_last = prof.channels_last
     paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
@@ -234,11 +248,14 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
               "device_type": device.type}
     if model_name in MODEL_REVISIONS:
         config["model_revision"] = MODEL_REVISIONS[model_name]
+    if ctx.distributed:  # per-process BN statistics and Dice: the process count changes a run
+        config["world_size"] = ctx.world_size
     chash = config_hash(config)
-    if skip_finished and finished(paths.result, config, task):
-        return load_result(paths.result)
+    if skip_finished and dd.broadcast(ctx.is_main and finished(paths.result, config, task), ctx):
+        return dd.broadcast(load_result(paths.result) if ctx.is_main else None, ctx)
 
-    code = git_state()  # the code this process runs: taken now, not when the results are written
+    # the code this process runs: taken now, not when the results are written
+    code = git_state() if ctx.is_main else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = prof.cudnn_benchmark
     paths.run_dir.mkdir(parents=True, exist_ok=True)
@@ -246,33 +263,56 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         splits = custom_splits(dataset)
     else:
         splits = build_splits(task, dataset_name, recipe, prof, pixel_supervised, root=data_root)
-    seed_everything(seed)
+    batch = dd.split_batch(recipe.batch_size, recipe.batch_scope, ctx, len(splits.train))
+    seed_everything(seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model = create_model(model_name, **options)
     if init_from is not None:
         model.load_parts(init_from["classifier"], init_from["segmentation"])
     model = prepare_model(model, device, channels_last)
     criterion = (ActivationMapLoss(weight=prof.cam_loss_weight, mode=prof.cam_loss_mode)
                  if pixel_supervised else model.criterion())
+    if ctx.rank:  # each rank its own augmentation stream
+        seed_everything(dd.rank_seed(seed, ctx.rank))
+    net = dd.wrap(dd.ForwardWithFeatures(model) if pixel_supervised else model, ctx, device,
+                  prof.sync_batchnorm)
     generator = torch.Generator()
-    generator.manual_seed(seed)
-    loader = DataLoader(splits.train, batch_size=min(recipe.batch_size, len(splits.train)),
-                        shuffle=True, generator=generator, num_workers=prof.num_workers,
+    generator.manual_seed(dd.rank_seed(seed, ctx.rank))
+    sampler = dd.sampler(splits.train, ctx, seed)
+    loader = DataLoader(splits.train, batch_size=batch["per_process"], sampler=sampler,
+                        generator=generator, num_workers=prof.num_workers,
                         worker_init_fn=worker_init, persistent_workers=prof.num_workers > 0,
                         pin_memory=device.type == "cuda")
     session = _Session(
         name=name, task=task, profile=prof, recipe=recipe, device=device, precision=precision,
-        channels_last=channels_last, paths=paths, config_hash=chash, model=model,
+        channels_last=channels_last, paths=paths, config_hash=chash, model=model, net=net,
         optimizer=build_optimizer(model, recipe), criterion=criterion, loader=loader,
-        generator=generator, val=splits.val, calibration=splits.calibration,
+        sampler=sampler, generator=generator, ctx=ctx, val=splits.val,
+        calibration=splits.calibration,
         iters_per_epoch=min(len(loader), recipe.max_iters or len(loader)),
         state={"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
                "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
                "best": {"epoch": None, "score": float("-inf")}})
-    if resume and paths.checkpoint.is_file():
+    if dd.broadcast(resume and paths.checkpoint.is_file(), ctx):  # rank 0 decides for all
         session.state = _load_state(session)
     reset_peak_memory(device)
-    _fit(session, callbacks, quiet_default(quiet))
+    _fit(session, callbacks, quiet_default(quiet) or not ctx.is_main)
+    ranks = dd.rank_devices(device, ctx)
+    result = _finish(session, ranks, batch, splits, options, config, code, init_from,
+                     dataset_name, data_root, experiment, seed, finetune, quiet) if ctx.is_main else None
+    return dd.broadcast(result, ctx)  # every rank waits for rank 0's evaluation
 
+
+def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, int], splits,
+            options: Dict[str, Any], config: Dict[str, Any], code: Dict[str, Any],
+            init_from: Optional[Mapping[str, PathLike]], dataset_name: str,
+            data_root: Optional[PathLike], experiment: str, seed: int, finetune: bool,
+            quiet: Optional[bool]) -> Dict[str, Any]:
+    """Rank 0 after training: final weights (best validation epoch or BN-recalibrated),
+    ``model.pt``, evaluation on every test set, the results file; returns the result."""
+    s = session
+    prof, task, device, model, paths, recipe = s.profile, s.task, s.device, s.model, s.paths, s.recipe
+    precision, channels_last, name, chash = s.precision, s.channels_last, s.name, s.config_hash
+    model_name = config["model"]
     if session.state["best"]["epoch"] is not None:  # selected weights, BN already recalibrated
         best = torch.load(paths.best, map_location=device, weights_only=True)["model"]
         model.load_state_dict(best)
@@ -302,7 +342,8 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
                  **_subsample(state["history"]["iteration_loss"], prof.max_loss_points),
                  "lr": state["history"]["lr"], "val": state["history"]["val"],
                  "best_epoch": state["best"]["epoch"], "iterations": state["iteration"],
-                 "iterations_per_epoch": session.iters_per_epoch, "batch_size": loader.batch_size},
+                 "iterations_per_epoch": session.iters_per_epoch, "batch_size": batch["global"],
+                 "batch_per_process": batch["per_process"]},
         "init_from": {k: str(v) for k, v in init_from.items()} if init_from else None,
         "initialisation": initialisation(options, model_name, init_from),
         "data": (describe_data(dataset_name, splits.as_dict(), data_root) if dataset_name != "custom" else
@@ -314,7 +355,13 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         "memory": peak_memory(device),
         "environment": {"git": code, "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
-                        "channels_last": channels_last},
+                        "channels_last": channels_last,
+                        "distributed": {"world_size": s.ctx.world_size, "backend": s.ctx.backend,
+                                        "batch_scope": recipe.batch_scope,
+                                        "global_batch": batch["global"],
+                                        "batch_per_process": batch["per_process"],
+                                        "sync_batchnorm": prof.sync_batchnorm and s.ctx.distributed,
+                                        "ranks": ranks}},
         "checkpoint": str(paths.model),
         "predictions": str(paths.predictions) if task == "segmentation" else None,
     }
@@ -347,6 +394,7 @@ def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
     train_s_before = state["train_s"]
     for epoch in range(state["epoch"], recipe.epochs):
         s.model.train()
+        s.sampler.set_epoch(epoch)  # this epoch's permutation (the same on every rank)
         losses: List[float] = []
         state["history"]["lr"].append(learning_rate(recipe, epoch, state["iteration"], s.total_iters))
         for step, batch in enumerate(s.loader):
@@ -354,29 +402,31 @@ def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
                 break
             set_learning_rate(s.optimizer,
                               learning_rate(recipe, epoch, state["iteration"], s.total_iters))
-            loss = _forward_loss(s.model, batch, s.task, s.criterion, s.device, s.precision,
-                                 s.channels_last)
-            if not torch.isfinite(loss):
+            loss = _forward_loss(s.net, s.model, batch, s.task, s.criterion, s.device,
+                                 s.precision, s.channels_last)
+            global_loss = dd.mean(loss.detach(), s.ctx)  # every rank sees the same value
+            if not torch.isfinite(global_loss):
                 raise TrainingDiverged(
-                    f"{s.name}: training loss is {loss.item()} at iteration {state['iteration']} "
+                    f"{s.name}: training loss is {global_loss.item()} at iteration {state['iteration']} "
                     f"(epoch {epoch}); lower the learning rate (override '{_part(s.task)}.lr', now "
                     f"{recipe.lr}) or use precision='fp32'")
             s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             s.optimizer.step()
-            value = float(loss.detach())
+            value = float(global_loss)
             losses.append(value)
             state["history"]["iteration_loss"].append(value)
             state["iteration"] += 1
             bar.update(1)
             bar.set_postfix(epoch=f"{epoch + 1}/{recipe.epochs}", loss=f"{value:.4f}")
         state["history"]["epoch"].append(sum(losses) / max(1, len(losses)))
-        if s.task == "classification" and s.val is not None:
-            _select(s, epoch)
+        if s.task == "classification" and s.val is not None and s.ctx.is_main:
+            _select(s, epoch)  # rank 0 only: the other ranks wait in their next collective
         state["epoch"] = epoch + 1
         state["train_s"] = train_s_before + time.perf_counter() - session_start
         if state["epoch"] % s.profile.checkpoint_every == 0 or state["epoch"] == recipe.epochs:
             _save_state(s)
+            dd.barrier(s.ctx)  # the checkpoint exists before any rank goes on (or is killed)
         info = {"epoch": state["epoch"], "iteration": state["iteration"],
                 "loss": state["history"]["epoch"][-1], "run_dir": s.paths.run_dir}
         for callback in callbacks:
@@ -385,8 +435,9 @@ def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
 
 
 def _recalibrate(s: _Session) -> None:
-    recalibrate_batchnorm(s.model, s.calibration, device=s.device, precision=s.precision,
-                          channels_last=s.channels_last, batch_size=s.profile.eval_batch_size)
+    with dd.local_batchnorm(s.model):  # rank 0 alone: SyncBatchNorm must not wait for the others
+        recalibrate_batchnorm(s.model, s.calibration, device=s.device, precision=s.precision,
+                              channels_last=s.channels_last, batch_size=s.profile.eval_batch_size)
 
 
 def _select(s: _Session, epoch: int) -> None:
@@ -407,24 +458,42 @@ def _part(task: str) -> str:
 
 
 def _save_state(s: _Session) -> None:
+    """``checkpoint.pt``, written by rank 0 alone (atomically); every rank's RNG states go in
+    (``rng_ranks``, several processes), so that each resumes its own streams."""
+    rngs = dd.gather(rng_state(s.generator), s.ctx)  # collective
+    if not s.ctx.is_main:
+        return
     payload = {"format": CHECKPOINT_FORMAT, "config_hash": s.config_hash,
                **{k: s.state[k] for k in ("epoch", "iteration", "train_s", "started", "history",
                                           "best")},
                "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-               "rng": rng_state(s.generator)}
+               "rng": rngs[0]}
+    if s.ctx.distributed:
+        payload["rng_ranks"] = rngs
     _atomic_save(payload, s.paths.checkpoint)
 
 
 def _load_state(s: _Session) -> Dict[str, Any]:
     path = s.paths.checkpoint
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        if not s.ctx.distributed:
+            raise
+        payload = {"epoch": None, "iteration": None}  # reported below, on every rank
+    # every rank must have read the checkpoint rank 0 read (runs_dir on a shared filesystem)
+    seen = dd.gather((payload["epoch"], payload["iteration"]), s.ctx)
+    if len(set(seen)) > 1:
+        raise RuntimeError(f"the ranks read different checkpoints from {path} (epoch, iteration "
+                           f"per rank: {seen}); runs_dir must be one folder every machine sees")
     if payload.get("format") != CHECKPOINT_FORMAT or payload.get("config_hash") != s.config_hash:
         raise ValueError(
             f"{path} was written by a run with another configuration (or jcs version); "
             "delete it to start over, or call train(..., resume=False)")
     s.model.load_state_dict(payload["model"])
     s.optimizer.load_state_dict(payload["optimizer"])
-    set_rng_state(payload["rng"], s.generator)
+    set_rng_state(payload["rng_ranks"][s.ctx.rank] if s.ctx.distributed else payload["rng"],
+                  s.generator)
     return {k: payload[k] for k in ("epoch", "iteration", "train_s", "started", "history", "best")}
 
 
