@@ -85,3 +85,23 @@ def test_no_seg_for_an_input_that_is_not_a_dicom_series(realworld_dir, tmp_path)
             write_dicom_seg(tmp_path / "seg.dcm", volume.grid, volume.array > 0, None, SEGMENTER, -400.0)
     png = Volume(np.zeros((2, 4, 4), np.float32), None, "uint8", "pngs", ["a", "b"])
     assert "not a single-frame DICOM series" in dicom_seg_unavailable(png.grid)
+
+
+@pytest.mark.parametrize("defect", ["empty", "shared"])
+def test_series_without_distinct_sop_instance_uids_gets_no_seg(tmp_path, defect):
+    """Anonymised series with blank (COVID-CT-MD P002) or repeated SOP Instance UIDs: a SEG would
+    reference no image, or several at once; refused with the reason, nothing written."""
+    from jcs.diagnosis.dicom_seg import UnreferenceableSeriesError
+
+    folder = tmp_path / "series"
+    ct_builders.write_series(folder, 3, "HFS")
+    for path in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = "" if defect == "empty" else "1.2.3.4"
+        ds.save_as(path)
+    volume = read_volume(folder)
+    lesion = np.zeros(volume.array.shape, dtype=bool)
+    match = "no SOP Instance UID" if defect == "empty" else "shared by several"
+    with pytest.raises(UnreferenceableSeriesError, match=match):
+        write_dicom_seg(tmp_path / "seg.dcm", volume.grid, lesion, None, SEGMENTER, -400.0)
+    assert not (tmp_path / "seg.dcm").exists()

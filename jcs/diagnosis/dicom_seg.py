@@ -11,6 +11,7 @@ description says it is a research result, not a medical device.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -40,6 +41,30 @@ def dicom_seg_unavailable(grid: Optional[Grid]) -> Optional[str]:
     return None
 
 
+class UnreferenceableSeriesError(ValueError):
+    """The source series cannot be referenced by a SEG: its files lack distinct SOP Instance
+    UIDs (anonymisers sometimes blank them), so a SEG would point at no image."""
+
+
+def check_references(sources, files) -> None:
+    """Raise :class:`UnreferenceableSeriesError` when a source file (pydicom datasets ``sources``
+    read from ``files``) has no SOP Instance UID or two files share one: a SEG's frames reference
+    their source images by this UID, and a viewer could not place them."""
+    uids = [str(source.get("SOPInstanceUID", "") or "").strip() for source in sources]
+    empty = [Path(f).name for f, uid in zip(files, uids) if not uid]
+    if empty:
+        raise UnreferenceableSeriesError(
+            f"no DICOM SEG: {len(empty)} of {len(uids)} source files have no SOP Instance UID "
+            f"(e.g. {empty[0]}; an anonymiser removed it) and a SEG must reference each source "
+            "image; the NIfTI masks hold the same masks")
+    shared = [uid for uid, count in Counter(uids).items() if count > 1]
+    if shared:
+        raise UnreferenceableSeriesError(
+            f"no DICOM SEG: {len(shared)} SOP Instance UID(s) are shared by several source files "
+            f"(e.g. {shared[0]}), so a SEG could not tell its source images apart; the NIfTI "
+            "masks hold the same masks")
+
+
 def _algorithm(highdicom, codes, name: str, family, parameters: Dict[str, str]):
     return highdicom.AlgorithmIdentificationSequence(
         name=name[:64], family=family, version=jcs.__version__[:16],
@@ -55,7 +80,8 @@ def write_dicom_seg(path: Path, grid: Grid, lesion: np.ndarray, lungs: Optional[
     bool S×H×W in the Volume's display orientation (``lungs`` None: an empty lung segment).
     ``segmenter``: the summary's segmenter info (``name``, ``checkpoint``, ``random_init``).
     Returns ``{"file", "frames", "segments", "sop_instance_uid", "series_instance_uid"}``.
-    Raises ValueError when the grid is not a DICOM series' (:func:`dicom_seg_unavailable`)."""
+    Raises ValueError when the grid is not a DICOM series' (:func:`dicom_seg_unavailable`), and
+    :class:`UnreferenceableSeriesError` when its files lack distinct SOP Instance UIDs."""
     reason = dicom_seg_unavailable(grid)
     if reason:
         raise ValueError(reason)
@@ -64,6 +90,7 @@ def write_dicom_seg(path: Path, grid: Grid, lesion: np.ndarray, lungs: Optional[
     from pydicom.sr.codedict import codes
 
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in grid.slice_files]
+    check_references(sources, grid.slice_files)
     for source in sources:  # anonymised series often drop these; the SEG needs them (Type 2)
         for keyword in _TYPE2_PATIENT_STUDY:
             if keyword not in source:

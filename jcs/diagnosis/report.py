@@ -11,7 +11,8 @@ import numpy as np
 
 from jcs.data import Volume
 
-from .dicom_seg import SEG_FILE, dicom_seg_unavailable, write_dicom_seg
+from .dicom_seg import (SEG_FILE, UnreferenceableSeriesError, dicom_seg_unavailable,
+                        write_dicom_seg)
 from .html_report import report_html
 from .nifti_masks import geometry_summary, volume_grid, write_nifti_masks
 from .pictures import write_pictures
@@ -91,6 +92,9 @@ def write_report(out_dir: Path, summary: Dict[str, Any], volume: Volume, gray: n
                     out_dir / SEG_FILE, grid, lesion, lungs, summary["models"]["segmenter"],
                     summary["lesion"].get("lung_threshold_hu", -400.0))
                 files["dicom_seg"] = SEG_FILE
+            except UnreferenceableSeriesError as error:
+                summary["dicom_seg"] = {"reason": str(error)}
+                summary["warnings"].append(str(error))
             except Exception as error:  # highdicom refuses some source headers
                 reason = (f"DICOM SEG not written: highdicom refused the series "
                           f"({type(error).__name__}: {error}); the NIfTI masks hold the same "
