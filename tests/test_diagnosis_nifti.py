@@ -130,7 +130,8 @@ def test_dicom_series_affine_equals_nibabels_reading_of_the_headers(data_dir, tm
         warnings.simplefilter("ignore", UserWarning)
         first = dicomwrappers.wrapper_from_data(headers[0]).affine
     np.testing.assert_allclose(lps[:3, [1, 0, 3]], first[:3, [0, 1, 3]], atol=1e-4)
-    np.testing.assert_allclose(np.cross(lps[:3, 0], lps[:3, 1]) / 0.603516 ** 2,
+    # nibabel's slice normal is the cross product of ITS first two columns (ours swapped)
+    np.testing.assert_allclose(np.cross(lps[:3, 1], lps[:3, 0]) / 0.603516 ** 2,
                                first[:3, 2] / np.linalg.norm(first[:3, 2]), atol=1e-4)
     np.testing.assert_allclose(lps[:3, 2], np.subtract(headers[1].ImagePositionPatient,
                                                        headers[0].ImagePositionPatient), atol=1e-4)

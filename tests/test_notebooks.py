@@ -247,7 +247,7 @@ def test_the_readme_papermill_command_works_from_the_repository_root(tmp_path):
     committed results (no --cwd), and nothing is written outside the repository."""
     command = next(c for c in _readme_papermill_commands() if "retrain" not in c)
     argv = shlex.split(command)
-    out = ROOT / argv[3]
+    out = ROOT / argv[2]
     assert not out.exists(), f"{out} exists already; remove it"
     papermill = ROOT / argv[0]
     if not papermill.exists():
