@@ -33,6 +33,7 @@ def copy_checked_outputs(executed: Path, source: Path) -> int:
     checked cells."""
     ran = nbformat.read(executed, as_version=4)
     outputs = {cell.id: cell.outputs for cell in ran.cells if cell.cell_type == "code"}
+    counts = {cell.id: cell.execution_count for cell in ran.cells if cell.cell_type == "code"}
     nb = nbformat.read(source, as_version=4)
     checked = 0
     for cell in nb.cells:
@@ -41,6 +42,8 @@ def copy_checked_outputs(executed: Path, source: Path) -> int:
         cell.execution_count = None
         if TAG in cell.metadata.get("tags", []):
             cell.outputs = [out for out in outputs[cell.id] if out.output_type == "stream"]
+            # nbval compares only cells that ran: a stored output needs an execution count
+            cell.execution_count = counts[cell.id] or 1
             checked += 1
         else:
             cell.outputs = []
