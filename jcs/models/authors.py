@@ -55,7 +55,7 @@ import torch
 import torch.nn as nn
 
 from .registry import create_model
-from .weights import CheckpointError, save_checkpoint, short_list
+from .weights import CheckpointError, mismatch_problems, save_checkpoint, short_list
 
 PathLike = Union[str, Path]
 NBT = "num_batches_tracked"
@@ -268,14 +268,8 @@ def place_authors_state(model: nn.Module, state: Mapping[str, torch.Tensor],
     for name in name_map:
         if name not in state:
             (absent_counters if name.endswith(NBT) else missing).append(name)
-    if unexpected or missing or shapes:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing tensors: {short_list(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected tensors: {short_list(unexpected)}")
-        if shapes:
-            problems.append(f"{len(shapes)} shape mismatches: {short_list(shapes)}")
+    problems = mismatch_problems(missing, unexpected, shapes, noun="tensors")
+    if problems:
         raise AuthorsCheckpointError(
             f"{origin} does not fit the authors' layout of {getattr(model, 'model_name', '')} "
             f"({len(name_map)} tensors): " + "; ".join(problems)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -66,6 +66,19 @@ def short_list(keys: Iterable[str]) -> str:
     return ", ".join(keys[:_SHOWN]) + more
 
 
+def mismatch_problems(missing: List[str], unexpected: List[str], shapes: List[str],
+                      noun: str = "keys") -> List[str]:
+    """The non-empty parts of a state-dict mismatch as phrases ("2 missing keys: a, b", ...)."""
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing {noun}: {short_list(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected {noun}: {short_list(unexpected)}")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches: {short_list(shapes)}")
+    return problems
+
+
 def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor], origin: str,
                      strict: bool = True) -> None:
     """Raise :class:`CheckpointError` naming ``origin`` if ``state`` lacks some of the model's
@@ -76,14 +89,8 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor], origin: s
     unexpected = [k for k in given if k not in own] if strict else []
     shapes = [f"{k} (file {tuple(given[k].shape)}, model {tuple(v.shape)})"
               for k, v in own.items() if k in given and given[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing keys: {short_list(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected keys: {short_list(unexpected)}")
-        if shapes:
-            problems.append(f"{len(shapes)} shape mismatches: {short_list(shapes)}")
+    problems = mismatch_problems(missing, unexpected, shapes)
+    if problems:
         raise CheckpointError(
             f"{origin} does not fit {type(model).__name__}: " + "; ".join(problems)
             + ". Was it saved from another model or with other options (e.g. norm=)?"
