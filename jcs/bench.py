@@ -28,6 +28,10 @@ over ``repeats`` timed runs after one warm-up (default: 2 below 384², 1 at the
 paper's 512², 1 in quick mode), each with the 1-minute load average at its end (the machine may
 be shared: a load above the core count inflates every time). Peak memory: CUDA max allocated, or on
 the CPU the peak resident set size sampled every 5 ms during the measurement.
+
+**Scaling** (:mod:`jcs.bench_scaling`; ``jcs bench --scaling`` alone): classification and
+segmentation throughput and the patient time per number of CPU threads, beside the CPU's fp32
+compute limit.
 """
 from __future__ import annotations
 
@@ -318,12 +322,13 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
 
 
-def default_file_name(device: torch.device, quick: bool = False) -> str:
-    """``<host>.json`` on the CPU, ``<host>-<gpu name>.json`` on CUDA, ``-quick`` in quick mode."""
+def default_file_name(device: torch.device, quick: bool = False, suffix: str = "") -> str:
+    """``<host>.json`` on the CPU, ``<host>-<gpu name>.json`` on CUDA, then ``suffix`` (e.g.
+    ``-scaling``), ``-quick`` in quick mode."""
     name = host_name()
     if device.type == "cuda":
         name += "-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-    return f"{name}{'-quick' if quick else ''}.json"
+    return f"{name}{suffix}{'-quick' if quick else ''}.json"
 
 
 def provenance(device: torch.device) -> Dict[str, Any]:
@@ -342,13 +347,28 @@ def provenance(device: torch.device) -> Dict[str, Any]:
 def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[int]] = None, *,
               quick: bool = False, repeats: Optional[int] = None, device: Optional[str] = None,
               patient: bool = True, per_model: bool = True, out: Optional[os.PathLike] = None,
+              scaling: Optional[bool] = None, scaling_patient: bool = False,
+              threads_list: Optional[Sequence[int]] = None,
+              scaling_segmenter: Optional[os.PathLike] = None,
               log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run the benchmark and write its JSON to ``out`` (default ``results/bench/<host>.json``,
-    ``<host>-quick.json`` in quick mode). Returns the result dict (with ``path``).
+    ``<host>-quick.json`` in quick mode, ``<host>-scaling.json`` for the scaling table alone).
+    Returns the result dict (with ``path``).
 
     ``quick``: tests only — two small models at 64², one repeat, an 8-slice 64² patient.
-    ``per_model=False``: the patient runs only (no per-model rows, no model-compute projection)."""
-    dev = resolve_device(device)
+    ``per_model=False``: the patient runs only (no per-model rows, no model-compute projection).
+    ``scaling``: the CPU scaling table (:func:`jcs.bench_scaling.measure_scaling`, key
+    ``"scaling"``) over ``threads_list`` (default 1, 2, 4, ... up to the CPU count), with the
+    patient times measured when ``scaling_patient`` (else projected) and ``scaling_segmenter``
+    (an int8 program) as the segmenter; default: in full (not quick) CPU runs with the models and
+    the patient. With ``per_model=False, patient=False`` only the scaling table is measured, on
+    the CPU (ValueError for a CUDA ``device``)."""
+    scaling_only = bool(scaling) and not per_model and not patient
+    if scaling_only and device not in (None, "auto", "cpu"):
+        raise ValueError(f"the scaling table alone measures CPU threads; drop --device {device}")
+    dev = torch.device("cpu") if scaling_only else resolve_device(device)
+    if scaling is None:
+        scaling = dev.type == "cpu" and not quick and per_model and patient
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     models = list(models or (QUICK["models"] if quick else list_models())) if per_model else []
@@ -427,8 +447,16 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
             result["patients"].append({**result["patients"][0], "seconds": int8["seconds"],
                                        "precision": f"{opt}, segmenter int8",
                                        "what": what + " (warm; int8 segmenter of `jcs quantize`)"})
+    if scaling:
+        from jcs.bench_scaling import measure_scaling
+
+        log(f"[bench] scaling with CPU threads ({'measured' if scaling_patient else 'projected'} "
+            "patient times)")
+        result["scaling"] = measure_scaling(threads_list, quick=quick, patient=scaling_patient,
+                                            segmenter=scaling_segmenter, repeats=repeats, log=log)
     result["targets"] = targets(result, quick)
-    path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick)
+    suffix = "-scaling" if scaling_only else ""
+    path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick, suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     result["path"] = str(path)
@@ -533,6 +561,10 @@ def format_table(result: Dict[str, Any]) -> str:
                      f"{patient['paper_seconds_rtx2080ti']:.0f} s"
                      + (f"; model compute alone: fp32 eager {projection['fp32-eager']:.1f} s, optimised "
                         f"{projection['optimised']:.1f} s" if projection else ""))
+    if result.get("scaling"):
+        from jcs.bench_scaling import format_scaling
+
+        lines.append(format_scaling(result["scaling"]))
     for key, target in result["targets"].items():
         verdict = "MET" if target["met"] else "NOT MET"
         if key == "jcs_seg_speedup":

@@ -307,11 +307,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_model(name)
     if args.patient_only and args.no_patient:
         raise UserError("--patient-only and --no-patient leave nothing to measure; drop one of them")
+    if args.scaling and (args.patient_only or args.no_patient or args.models or args.sizes):
+        raise UserError("--scaling measures the scaling table alone; drop --patient-only, "
+                        "--no-patient, --models and --sizes (a full `jcs bench` records it too)")
+    if args.scaling and args.device not in ("auto", "cpu"):
+        raise UserError(f"--scaling measures CPU threads; drop --device {args.device}")
+    scaling_only = [a for a in ("scaling_patient", "threads_list", "scaling_segmenter")
+                    if getattr(args, a)]
+    if scaling_only and not args.scaling:
+        raise UserError(f"--{scaling_only[0].replace('_', '-')} goes with --scaling")
+    if any(t < 1 for t in args.threads_list or ()):
+        raise UserError(f"--threads-list needs counts of at least 1, not {args.threads_list}")
+    if args.scaling_segmenter and not Path(args.scaling_segmenter).is_file():
+        raise UserError(f"--scaling-segmenter {args.scaling_segmenter} not found; make an int8 "
+                        "program with `jcs quantize`")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = benchmark(args.models, args.sizes, quick=args.quick, repeats=args.repeats,
-                       device=args.device, patient=not args.no_patient,
-                       per_model=not args.patient_only, out=args.out)
+                       device=args.device, patient=not (args.no_patient or args.scaling),
+                       per_model=not (args.patient_only or args.scaling), out=args.out,
+                       scaling=True if args.scaling else None, scaling_patient=args.scaling_patient,
+                       threads_list=args.threads_list, scaling_segmenter=args.scaling_segmenter)
     print(format_table(result))
     print(f"written: {result['path']}")
     return 0
@@ -564,6 +580,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient-only", action="store_true",
                    help="only the patient runs (no per-model timings; minutes, not an hour)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--scaling", action="store_true",
+                   help="only the scaling table: classification and segmentation slices/s and the "
+                        "(projected) patient time per number of CPU threads, with the CPU's "
+                        "compute limit -> results/bench/<host>-scaling.json")
+    p.add_argument("--scaling-patient", action="store_true",
+                   help="with --scaling: also measure the whole patient per thread count (slow: "
+                        "minutes per run on 2 cores) instead of projecting it")
+    p.add_argument("--threads-list", nargs="+", type=int, metavar="N",
+                   help="with --scaling: thread counts to measure (default 1 2 4 ... up to the "
+                        "CPU count)")
+    p.add_argument("--scaling-segmenter", metavar="PT2",
+                   help="with --scaling: an int8 program of `jcs quantize` as the segmenter "
+                        "(default a random-weight jcs-seg at 512)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(

@@ -166,6 +166,9 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
                     "inference ms optimised": 1000 * min(optimised) if optimised else np.nan,
                     "peak MB": memory / 2**20 if memory else np.nan,
                 }
+    if not rows:  # e.g. only `jcs bench --scaling` or --patient-only files
+        raise FileNotFoundError(f"no per-model benchmark in {Path(results_dir) / 'bench'}; run "
+                                "`make bench` (jcs bench) to measure this machine")
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index = pd.MultiIndex.from_tuples(df.index, names=["benchmark", "model", "size"])
     df.attrs.update({
