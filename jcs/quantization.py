@@ -8,7 +8,8 @@ metadata. :func:`load_int8` reads it back as an :class:`Int8Segmenter`, which In
 (constants frozen, oneDNN int8 convolutions, non-quantised ops in bf16) on its first call.
 
 Why: on this project's 2-core AMX CPU the oneDNN int8 convolutions of jcs-seg run 2–3x faster than
-bf16 (``results/bench``). The quantised model is not the trained one: ``jcs quantize`` measures
+bf16 (``results/bench``); on a 2-core AVX2-only AMD EPYC (no native bf16) int8-mixed-fp32 runs a
+512² slice 1.9–2.0x faster than fp32 (3.81 vs 7.22 s with 1 thread, 2.13 vs 4.22 s with 2). The quantised model is not the trained one: ``jcs quantize`` measures
 its Dice against the bf16 model on the test split (``results/cpu/int8``). CPU only (x86 oneDNN);
 needs the ``torchao`` package (``pip install torchao``). The file stores the graph, not the
 compiled code: compiling takes ~40 s at 512² the first time in a process (Inductor caches its work
@@ -24,7 +25,7 @@ from typing import Any, Dict, Iterable, Optional, Union
 import torch
 import torch.nn as nn
 
-from jcs.inference import CompiledModel, fold_batchnorm
+from jcs.inference import CompiledModel, bf16_supported, fold_batchnorm
 
 PathLike = Union[str, Path]
 METADATA_FILE = "jcs.json"
@@ -118,14 +119,22 @@ def is_int8_file(path: Optional[PathLike]) -> bool:
 class Int8Segmenter(nn.Module):
     """A quantised segmenter read by :func:`load_int8`: call it like the original model on
     N×3×S×S inputs (any dtype and layout; N slices run one at a time) and get N×1×S×S float32
-    probabilities (inference tensors: no gradients). Runs under bf16 autocast (the
-    non-quantised ops in bf16: Inductor's int8-mixed-bf16 recipe). CPU only."""
+    probabilities (inference tensors: no gradients). Where bf16 is native (AVX-512 BF16 / AMX:
+    :func:`jcs.inference.bf16_supported`) it runs under bf16 autocast (the non-quantised ops in
+    bf16: Inductor's int8-mixed-bf16 recipe); elsewhere (e.g. AVX2-only CPUs, where bf16 is
+    emulated and several times slower than fp32) in int8-mixed-fp32. ``mixed``: force "bf16" or
+    "fp32". CPU only."""
 
     def __init__(self, program: torch.export.ExportedProgram, metadata: Dict[str, Any],
-                 compile: bool = True):
+                 compile: bool = True, mixed: Optional[str] = None):
         super().__init__()
         self.metadata = metadata
         self.input_size = int(metadata["input_size"])
+        if mixed is None:
+            mixed = "bf16" if bf16_supported(torch.device("cpu")) else "fp32"
+        if mixed not in ("bf16", "fp32"):
+            raise ValueError(f"mixed must be 'bf16' or 'fp32', got {mixed!r}")
+        self.mixed = mixed
         # one slice per call, frozen weights (CompiledModel); "eager": the same without Inductor.
         # Not a submodule: .to()/.eval() of the wrapper must not touch the frozen graph
         object.__setattr__(self, "_run", CompiledModel(program.module(), 1,
@@ -144,14 +153,15 @@ class Int8Segmenter(nn.Module):
             raise ValueError(f"this int8 segmenter was exported for N×3×{size}×{size} inputs, got "
                              f"{tuple(x.shape)}; resize the slices to {size}² (its --seg-size)")
         # freezing (weights as constants, CompiledModel) is what lets Inductor prepack the int8
-        # weights; the non-quantised ops run in bf16 under autocast
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        # weights; the non-quantised ops run in bf16 under autocast where bf16 is native
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                    enabled=self.mixed == "bf16"):
             return self._run(_as_input(x)).float()
 
 
-def load_int8(path: PathLike, compile: bool = True) -> Int8Segmenter:
+def load_int8(path: PathLike, compile: bool = True, mixed: Optional[str] = None) -> Int8Segmenter:
     """Read a program written by :func:`save_int8` (compiled on its first call when
-    ``compile``)."""
+    ``compile``; ``mixed``: see :class:`Int8Segmenter`)."""
     _torchao_pt2e()
     _check_cpu()
     path = Path(path)
@@ -169,4 +179,4 @@ def load_int8(path: PathLike, compile: bool = True) -> Int8Segmenter:
         metadata = {}
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} was not written by `jcs quantize` (no {FORMAT} metadata)")
-    return Int8Segmenter(program, metadata, compile=compile)
+    return Int8Segmenter(program, metadata, compile=compile, mixed=mixed)

@@ -216,7 +216,8 @@ def test_convert_authors_then_evaluate_and_diagnose(capsys, data_dir, tmp_path):
         shutil.copy(png, patient / png.name)
     code, out, err = run(capsys, "diagnose", patient, "--out", tmp_path / "report", "--classifier",
                          tmp_path / "cls.pt", "--segmenter", tmp_path / "seg.pt", "--size", 64,
-                         "--seg-size", 64, "--top-k", 1, "--precision", "fp32", "--device", "cpu")
+                         "--seg-size", 64, "--top-k", 1, "--precision", "fp32", "--device", "cpu",
+                         "--segmenter-precision", "float")
     assert code == 0, err
     assert "of 6 slices" in out and "RANDOM" not in out
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())

@@ -72,6 +72,13 @@ def test_int8_program_follows_the_float_model(quantised, data_dir):
 
 def test_int8_segmenter_refuses_other_sizes_and_devices(quantised):
     int8 = load_int8(quantised[1], compile=False)
+    # the non-quantised ops in bf16 only where bf16 is native (emulated bf16 is slower than fp32)
+    from jcs.inference import bf16_supported
+
+    assert int8.mixed == ("bf16" if bf16_supported(torch.device("cpu")) else "fp32")
+    assert load_int8(quantised[1], compile=False, mixed="fp32").mixed == "fp32"
+    with pytest.raises(ValueError, match="'bf16' or 'fp32'"):
+        load_int8(quantised[1], compile=False, mixed="int4")
     with pytest.raises(ValueError, match=f"N×3×{SIZE}×{SIZE}.*--seg-size"):
         int8(torch.zeros(1, 3, 64, 64))
     with pytest.raises(RuntimeError, match="CPU only"):

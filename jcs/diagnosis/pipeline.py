@@ -27,6 +27,7 @@ from jcs.quantization import is_int8_file, load_int8
 
 from .config import DISCLAIMER, RANDOM_WEIGHTS_WARNING, DiagnosisConfig, PathLike
 from .html_report import patients_html
+from .int8_cache import choose_segmenter
 from .lungs import air_mask, lungs_from_air
 from .models import load_model
 from .report import write_report
@@ -96,8 +97,16 @@ class DiagnosisPipeline:
                 self.warnings.append(RANDOM_WEIGHTS_WARNING.format(what="SEGMENTER", flag="segmenter"))
             self.seg_size = int(config.seg_size or self.segmenter_info["input_size"] or 512)
             self.seg_batch_size = max(config.seg_batch_size or (4 if self.device.type == "cuda" else 1), 1)
-            self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
-                                                    channels_last=config.channels_last)
+            program, choice = self._choose_int8(config)
+            if program is not None:
+                float_info = self.segmenter_info
+                self._load_int8_segmenter(replace(config, segmenter=program, seg_size=self.seg_size))
+                self.segmenter_info.update(quantised_from=float_info["checkpoint"],
+                                           options=float_info.get("options"))
+            else:
+                self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
+                                                        channels_last=config.channels_last)
+            self.segmenter_info["int8_choice"] = choice
         if config.compile:
             self._compile()
 
@@ -120,6 +129,23 @@ class DiagnosisPipeline:
                                    "needs a C++ compiler on the CPU (Triton on CUDA). Run without "
                                    "--compile") from error
             info.update(compiled=True, compile_s=round(time.perf_counter() - start, 1))
+
+    def _choose_int8(self, config: DiagnosisConfig) -> Tuple[Optional[Path], Dict[str, Any]]:
+        """The int8 copy of the segmenter checkpoint to run instead of it, or None
+        (:func:`jcs.diagnosis.int8_cache.choose_segmenter`; ``segmenter_precision``)."""
+        policy = config.segmenter_precision
+        if config.segmenter is None:
+            if policy == "int8":
+                raise ValueError("--segmenter-precision int8 needs a trained segmenter (--segmenter "
+                                 "CKPT): its int8 copy is calibrated and checked on real slices")
+            return None, {"policy": policy, "int8": False,
+                          "reason": "no segmenter checkpoint (random weights): no int8 copy"}
+        program, choice = choose_segmenter(config.segmenter, self.seg_size, policy, device=self.device,
+                                           data_root=config.data_root,
+                                           check_images=config.int8_check_images, quiet=config.quiet)
+        if choice.get("data_missing"):  # the CPU could run int8, but no copy could be made
+            self.warnings.append(f"Segmenter runs in {self.precision}: {choice['reason']}")
+        return program, choice
 
     def _load_int8_segmenter(self, config: DiagnosisConfig) -> None:
         """An int8 program of ``jcs quantize`` as the segmenter (CPU only), compiled here on a
