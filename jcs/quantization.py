@@ -57,6 +57,14 @@ def int8_available() -> bool:
     return torchao_version() is not None and torch.backends.mkldnn.is_available()
 
 
+def vnni_available() -> bool:
+    """Whether this CPU has an int8 dot-product instruction (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+    Without one, oneDNN sums pairs of uint8 × int8 products in int16 (``vpmaddubsw``), which
+    saturates for full-range activations: such CPUs need ``reduce_range`` (7-bit activations)."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return any(caps.get(flag) for flag in ("avx512_vnni", "avx_vnni", "amx_int8", "amx_tile"))
+
+
 def _check_cpu() -> None:
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("int8 inference needs PyTorch's oneDNN (x86 CPU) backend, which this "
@@ -68,12 +76,17 @@ def _as_input(x: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], size: int,
-                  progress: Optional[Any] = None) -> torch.export.ExportedProgram:
+                  progress: Optional[Any] = None,
+                  reduce_range: Optional[bool] = None) -> torch.export.ExportedProgram:
     """Post-training static int8 quantisation of ``model`` for x86 CPUs (a copy; the model is
     left untouched). ``calibration``: 1×3×``size``×``size`` network inputs (normalised slices)
     whose activation ranges set the scales; 8–16 real slices are enough. ``progress``: an
     optional callable run after each calibration slice. Returns the quantised program (batch 1,
-    ``size``², channels-last), to save with :func:`save_int8`."""
+    ``size``², channels-last), to save with :func:`save_int8`. ``reduce_range``: 7-bit
+    activations (0–127), which CPUs without VNNI need (:func:`vnni_available`; torchao's
+    advice); default: True exactly where this CPU lacks VNNI. Measured on an AVX2-only AMD EPYC:
+    the cpu-pretrained jcs-seg lost 0.111 Dice on the MedSeg test split with full-range
+    activations (0.709 → 0.598)."""
     prepare_pt2e, convert_pt2e, x86 = _torchao_pt2e()
     _check_cpu()
     model = copy.deepcopy(model).cpu().eval()
@@ -83,7 +96,9 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor], size: i
     with torch.no_grad():
         graph = torch.export.export(model, (example,)).module()
         quantizer = x86.X86InductorQuantizer()
-        quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+        if reduce_range is None:
+            reduce_range = not vnni_available()
+        quantizer.set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
         prepared = prepare_pt2e(graph, quantizer)
         seen = 0
         for x in calibration:

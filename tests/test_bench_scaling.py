@@ -190,3 +190,23 @@ def test_scaling_without_data_says_what_is_missing(tmp_path, capsys):
     # a file without per-model rows no longer breaks the per-model table
     with pytest.raises(FileNotFoundError, match="no per-model benchmark"):
         report.bench_models(tmp_path)
+
+
+def test_issue16_targets_from_the_scaling_table(tmp_path):
+    """2 threads >= 1.8x faster than 1 (here 330/170 = 1.94x: met) and a measured 300-slice patient
+    at the most threads in <= 30 s (here 95 s: not met), computed from the scaling rows."""
+    measured = [dict(ROWS[1], threads=2, patient_seconds=95.0, patient_seconds_kind="measured",
+                     speedup_patient=None)]
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "proj.json").write_text(json.dumps(_bench_file(ROWS)))
+    data = _bench_file(measured)
+    data["scaling"]["segmenter"] = {"int8": True}
+    (tmp_path / "bench" / "meas.json").write_text(json.dumps(data))
+    df = report.bench_targets(tmp_path)
+    assert list(df.index) == ["meas", "proj"]
+    meas, proj = df.loc["meas"], df.loc["proj"]
+    assert meas["target"] == "300-slice patient at 2 threads, measured, segmenter int8"
+    assert (meas["measured"], meas["limit"], meas["met"]) == ("95.0 s", "≤ 30 s", "no")
+    assert proj["target"] == "patient, 2 threads against 1 (projected, segmenter float)"
+    assert (proj["measured"], proj["limit"], proj["met"]) == ("1.94 ×", "≥ 1.8×", "yes")
+    assert df.attrs["summary"].startswith("1 of 2 checks met; not met: 300-slice patient")

@@ -106,6 +106,14 @@ def test_pipeline_makes_the_copy_once_then_reuses_it(smoke_checkpoint, data_dir,
     assert not floating.segmenter_info.get("int8") and floating.segmenter.training is False
     assert "asked for" in floating.segmenter_info["int8_choice"]["reason"]
 
+    # a copy with full-range activations is not trusted on a CPU without VNNI: made again
+    monkeypatch.setattr("jcs.quantization.vnni_available", lambda: False)
+    program.with_suffix(".json").write_text(json.dumps({**stored, "reduce_range": False}))
+    monkeypatch.setattr("jcs.engine.quantize.quantize_checkpoint",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("remade for this CPU")))
+    with pytest.raises(RuntimeError, match="remade for this CPU"):
+        DiagnosisPipeline(**options)
+
     # a copy made from other weights (another sha256) is not trusted: made again
     stored["checkpoint_sha256"] = "0" * 64
     program.with_suffix(".json").write_text(json.dumps(stored))

@@ -45,6 +45,11 @@ def test_report_compares_int8_with_the_original(quantised):
     assert stored["input_size"] == SIZE and len(stored["calibration"]["names"]) == 2
     assert stored["checkpoint_sha256"] and stored["git"]["sha"]
     assert stored["versions"]["torchao"] == torchao_version() and int8_available()
+    # 7-bit activations exactly where the CPU has no int8 dot product (sums saturate in int16)
+    from jcs.quantization import vnni_available
+
+    assert stored["reduce_range"] is (not vnni_available()) and stored["vnni"] is vnni_available()
+    assert load_int8(program, compile=False).metadata["reduce_range"] is stored["reduce_range"]
     check = stored["check"]
     assert check["n_images"] == 2 and set(check["metrics"]) == {"original", "int8"}
     for metrics in check["metrics"].values():

@@ -10,10 +10,11 @@ machine (:func:`jcs.engine.quantize.compare_on_test`). The int8 copy is used onl
 
 - **accuracy**: its Dice is at most :data:`MAX_DICE_LOSS` (0.005) below the original's;
 - **speed**: it is faster per slice than the original on this CPU (int8 gains 2–3x where the
-  CPU has VNNI / AMX, and may gain nothing on AVX2-only CPUs).
+  CPU has VNNI / AMX, 2x on an AVX2-only AMD EPYC).
 
 Otherwise the float model runs and the reason is in the report. A cached copy whose checkpoint
-changed (another sha256) or whose report lacks the check is made again. Without the MedSeg data
+changed (another sha256), whose report lacks the check, or that was quantised with full-range
+activations for a CPU with VNNI while this one lacks it, is made again. Without the MedSeg data
 (``$JCS_DATA_DIR``) no copy can be calibrated or checked: the float model runs, with a warning
 that says how to make one."""
 from __future__ import annotations
@@ -78,9 +79,14 @@ def verdict(report: Dict[str, Any]) -> Tuple[bool, str]:
 
 
 def _usable_cache(program: Path, sha256: str) -> Optional[Dict[str, Any]]:
+    """The report of a cached copy made from these weights (``sha256``), checked, and
+    quantised for this CPU (7-bit activations where it lacks VNNI); else None."""
+    from jcs.quantization import vnni_available
+
     report = read_report(program)
     if (program.is_file() and report and report.get("checkpoint_sha256") == sha256
-            and isinstance(report.get("check"), dict)):
+            and isinstance(report.get("check"), dict)
+            and (report.get("reduce_range") or vnni_available())):
         return report
     return None
 

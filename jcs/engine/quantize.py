@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jcs.data import SegmentationSlices
-from jcs.quantization import load_int8, quantize_int8, save_int8, torchao_version
+from jcs.quantization import load_int8, quantize_int8, save_int8, torchao_version, vnni_available
 
 from .datasets import evenly_spaced, item_names, task_of
 from .evaluate import evaluate, load_trained_model
@@ -52,10 +52,11 @@ def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "
     train_split = SegmentationSlices(dataset, "train", size, root=data_root)
     calibration = SegmentationSlices(dataset, "train", size, root=data_root,
                                      indices=evenly_spaced(len(train_split), calibration_slices))
+    reduce_range = not vnni_available()  # 7-bit activations where int8 sums saturate in int16
     start = time.perf_counter()
     with tqdm(total=len(calibration), desc="calibrate int8", leave=False, disable=quiet) as bar:
         program = quantize_int8(model, (item["image"][None] for item in calibration), size,
-                                progress=bar.update)
+                                progress=bar.update, reduce_range=reduce_range)
     quantise_s = time.perf_counter() - start
     result: Dict[str, Any] = {
         "schema": REPORT_SCHEMA, "model": name, "input_size": size,
@@ -64,13 +65,15 @@ def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "
         "calibration": {"split": "train", "names": item_names(calibration)},
         "quantizer": "torchao X86InductorQuantizer, static, per-channel weights; "
                      "int8-mixed-bf16 under torch.compile (freezing)",
+        "reduce_range": reduce_range, "vnni": not reduce_range,
         "quantise_s": round(quantise_s, 1), "created": now_iso(), "git": git_state(),
         "versions": dict(package_versions(), torchao=torchao_version()),
         "device": device_info(torch.device("cpu")),
     }
     save_int8(program, out, {k: result[k] for k in ("model", "input_size", "checkpoint",
                                                     "checkpoint_sha256", "dataset", "calibration",
-                                                    "quantizer", "created", "git", "versions")})
+                                                    "quantizer", "reduce_range", "created", "git",
+                                                    "versions")})
     if check:
         result["check"] = compare_on_test(checkpoint, out, dataset, size, max_images, data_root, quiet)
     return result | {"report": str(write_result(report or out.with_suffix(".json"), result))}
