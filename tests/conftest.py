@@ -109,3 +109,16 @@ def executed_notebooks(tmp_path_factory, smoke_results, data_dir) -> Path:
         except PapermillExecutionError:
             pass  # the executed copy keeps the error cell; test_notebooks.py reports it
     return out
+
+
+def run_cli(capsys, *argv):
+    """``(exit status, stdout, stderr)`` of ``jcs *argv`` (arguments turned into strings); test
+    modules import it with ``from conftest import run_cli``."""
+    from jcs.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from jcs.cli import main
 from jcs.models import (AuthorsCheckpointError, authors_name_map, create_model,
                         load_authors_checkpoint, load_checkpoint)
 from jcs.models.authors import LAYOUT_FILE, RELEASES, authors_layout, build_model
+from conftest import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHARED_FACTS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "authors_state_dict_keys.json"
@@ -38,15 +38,6 @@ def save(state, path: Path, wrap=None, prefix="") -> Path:
     state = {prefix + k: v for k, v in state.items()}
     torch.save({wrap: state, "epoch": 3} if wrap else state, path)
     return path
-
-
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_packaged_layout_is_the_facts_file():

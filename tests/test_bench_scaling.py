@@ -11,22 +11,13 @@ import jcs.report as report
 from jcs.bench import default_file_name
 from jcs.bench_scaling import (compute_limit, cpu_peak, format_scaling, measure_scaling,
                                projected_patient_seconds, thread_counts)
-from jcs.cli import main
+from conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROW_KEYS = {"threads", "torch_threads", "cls_slices_per_s", "seg_slices_per_s", "patient_seconds",
             "patient_seconds_kind", "patient_seconds_projected", "patient_seconds_measured",
             "speedup_cls", "speedup_seg", "speedup_patient", "load_1min", "cls_timing", "seg_timing"}
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_thread_counts_double_up_to_the_maximum():

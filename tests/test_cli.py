@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jcs.cli import main
 from jcs.models import list_models
+from conftest import run_cli as run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run(capsys, *argv):
-    """``(exit status, stdout, stderr)`` of ``jcs *argv``."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("argv", [[], ["data"], ["data", "verify"], ["models"], ["train"],
