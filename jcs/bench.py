@@ -193,21 +193,23 @@ def _criterion_inputs(model_name: str, batch: int, size: int, device: torch.devi
 
 def train_step(model_name: str, size: int, batch: int, device: torch.device, optimised: bool,
                repeats: int) -> Dict[str, Any]:
-    """Time one training step (the engine's optimiser for the task; bf16 autocast +
-    channels-last when ``optimised``)."""
+    """Time one training step (the engine's optimiser for the task). ``optimised``: what the
+    engine's training does, bf16 autocast where bf16 is native, channels-last where
+    :func:`jcs.engine.runtime.use_channels_last` says so (not for fp32 on a CPU)."""
     from jcs.engine import get_profile
-    from jcs.engine.runtime import to_float
+    from jcs.engine.runtime import to_float, use_channels_last
     from jcs.engine.schedule import build_optimizer
 
     model = build(model_name, device).train()
     recipe = get_profile("cpu").recipe(task_of(model_name))
     x, target = _criterion_inputs(model_name, batch, size, device)
-    if optimised:
+    use_bf16 = optimised and bf16_supported(device)
+    channels_last = optimised and use_channels_last(True, device, "bf16" if use_bf16 else "fp32")
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     criterion = model.criterion()
     optimizer = build_optimizer(model, recipe)
-    use_bf16 = optimised and bf16_supported(device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -220,7 +222,7 @@ def train_step(model_name: str, size: int, batch: int, device: torch.device, opt
     result = time_call(step, device, repeats)
     result.update({"batch": batch, "images_per_s": batch / result["seconds"],
                    "precision": "bf16" if use_bf16 else "fp32",
-                   "channels_last": optimised})
+                   "channels_last": channels_last})
     return result
 
 

@@ -9,7 +9,7 @@ import torch
 from jcs.engine import get_profile, list_profiles, valid_keys
 from jcs.engine.experiments import plan, scaled_thresholds
 from jcs.engine.profiles import Recipe, config_hash
-from jcs.engine.runtime import rng_state, set_rng_state
+from jcs.engine.runtime import rng_state, set_rng_state, use_channels_last
 from jcs.engine.schedule import learning_rate
 
 
@@ -120,3 +120,13 @@ def test_evenly_spaced_subsets_and_task_names():
     assert fixed_names(["a", "b", "c", "d", "e"], 3) == ["a", "c", "e"]
     assert task_of("jcs-classifier-res2net50") == "classification"
     assert task_of("jcs-joint") == task_of("egnet") == "segmentation"
+
+
+def test_channels_last_only_where_it_was_measured_faster():
+    """Channels-last made fp32 training slower on a CPU (results/diagnostics/channels_last_training.json):
+    the engine keeps it for bf16 and for GPUs only, and never when the profile does not ask."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_channels_last(True, cpu, "bf16") and use_channels_last(True, cpu, "bf16-true")
+    assert not use_channels_last(True, cpu, "fp32")
+    assert use_channels_last(True, cuda, "fp32") and use_channels_last(True, cuda, "bf16")
+    assert not any(use_channels_last(False, d, p) for d in (cpu, cuda) for p in ("fp32", "bf16"))

@@ -64,6 +64,10 @@ def test_results_schema(smoke_run):
     env = result["environment"]
     assert {"torch", "numpy", "jcs"} <= set(env["versions"]) and env["device"]["name"]
     assert "sha" in env["git"] and "dirty" in env["git"]
+    # fp32 on a CPU trains contiguous whatever the profile asks; the config (and its hash) keeps
+    # the profile's request, the environment the format used
+    assert env["channels_last_requested"] is result["config"]["channels_last"] is get_profile("smoke").channels_last
+    assert env["channels_last"] is False
     assert result["timing"]["train_s"] > 0 and result["memory"]["bytes"] > 0
     previews = sorted(p.name for p in (base / "results/smoke/table7/unet_predictions").iterdir())
     assert len(previews) == 2 and previews[0].endswith(".png")

@@ -46,6 +46,22 @@ def to_float(outputs: Any) -> Any:
     return outputs
 
 
+def use_channels_last(requested: bool, device: torch.device, precision: str) -> bool:
+    """The memory format training really uses: channels-last when ``requested`` and either the
+    device is not a CPU or the (resolved) ``precision`` is bf16.
+
+    Why: on a CPU without native bf16 the engine trains in fp32, and there channels-last made the
+    fp32 jcs-seg step slower: 12.8 s against 10.3 s contiguous at 256², batch 2, on a 2-core AVX2
+    AMD EPYC (``results/diagnostics/channels_last_training.json``), and 30.7 s against 21.8 s at
+    512², batch 1 (``results/bench/vm-amd-epyc-avx2-jcs-seg-512.json``). With bf16 (AMX CPUs, GPUs)
+    channels-last stays. The answer is a function of fields every run config already holds
+    (``channels_last``, ``precision``, ``device_type``), so the config hash still names one
+    memory format; results record the effective one under ``environment.channels_last``."""
+    if not requested:
+        return False
+    return device.type != "cpu" or precision in ("bf16", "bf16-true")
+
+
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
     """Move ``model`` to ``device`` (channels-last memory format when asked)."""
     model = model.to(device)

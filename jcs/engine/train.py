@@ -48,7 +48,7 @@ from .provenance import device_info, git_state, now_iso, package_versions, peak_
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
-                      seed_everything, set_rng_state, to_device, to_float,
+                      seed_everything, set_rng_state, to_device, to_float, use_channels_last,
                       worker_init)
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
@@ -227,7 +227,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     device = dd.select_device(prof.device, dd.launched())
     ctx = dd.init(device)  # torchrun's process group; a world of 1 without torchrun
     precision = resolve_precision(prof.precision, device)
-    channels_last = prof.channels_last
+    channels_last = use_channels_last(prof.channels_last, device, precision)
     paths = run_paths(results_dir, runs_dir, prof.name, experiment, name, seed)
     if init_from is not None and set(init_from) != {"classifier", "segmentation"}:
         raise ValueError(f"init_from needs keys 'classifier' and 'segmentation', got {sorted(init_from)}")
@@ -244,7 +244,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
               "model": model_name, "model_options": options, "name": name,
               "experiment": experiment, "dataset": dataset_name, "seed": seed,
               "pixel_supervised": pixel_supervised, "initialised": init_from is not None,
-              "precision": precision, "channels_last": channels_last,
+              "precision": precision, "channels_last": prof.channels_last,  # asked; see environment
               "device_type": device.type}
     if model_name in MODEL_REVISIONS:
         config["model_revision"] = MODEL_REVISIONS[model_name]
@@ -355,7 +355,8 @@ def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, i
         "memory": peak_memory(device),
         "environment": {"git": code, "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
-                        "channels_last": channels_last,
+                        "channels_last": channels_last,  # effective (use_channels_last)
+                        "channels_last_requested": prof.channels_last,
                         "distributed": {"world_size": s.ctx.world_size, "backend": s.ctx.backend,
                                         "batch_scope": recipe.batch_scope,
                                         "global_batch": batch["global"],

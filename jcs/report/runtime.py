@@ -177,8 +177,10 @@ def bench_models(results_dir: PathLike = "results") -> pd.DataFrame:
         "definitions": {
             "GFLOP": "floating-point operations of one forward pass (2 × multiply-accumulates)",
             "train img/s": ("images per second of a training step (forward, loss, backward, "
-                            "optimiser); optimised = bf16 autocast + channels-last where bf16 "
-                            "is native"),
+                            "optimiser); optimised = what the engine trains with: bf16 autocast and "
+                            "channels-last where bf16 is native, fp32 contiguous on a CPU without it "
+                            "(files before 2026-11-29 used fp32 channels-last there; their "
+                            "channels_last field says which)"),
             "inference ms": "milliseconds per slice; optimised = batch norm folded, channels-last, "
                             "bf16 where native (jcs.inference)",
             "peak MB": "peak memory of the fp32 inference (CUDA allocations, or process RSS)",
