@@ -38,6 +38,21 @@ def test_rows_are_the_last_epoch_and_seed_means(tmp_path):
     assert "50.0 ± 10.0" in shown
 
 
+def test_lung_framing_rows_when_the_probe_ran(tmp_path):
+    _write(tmp_path, {"centre": (0.75, 0.87, 0.58)}, ctmd_all=[0.5], ctmd_lung=[0.6])
+    probe = {"runs": [{"centre": {"auc": 0.5}, "lungs": {"auc": 0.3}},
+                      {"centre": {"auc": 0.7}, "lungs": {"auc": 0.4}}]}
+    (tmp_path / "diagnostics" / "ctmd_lung_framing_probe.json").write_text(json.dumps(probe))
+    df = cross_source_tries(tmp_path)
+    assert len(df) == 5
+    full, lungs = df.iloc[3], df.iloc[4]
+    assert "2 seeds" in df.index[4] and "lungs" in df.index[4]
+    assert full[("AUC", "COVID-CT-MD")] == pytest.approx(0.6)
+    assert lungs[("AUC", "COVID-CT-MD")] == pytest.approx(0.35)
+    assert lungs[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.3, 0.4], ddof=1))
+    assert any("lungs" in note for note in df.attrs["notes"])
+
+
 def test_missing_file_names_the_script(tmp_path):
     with pytest.raises(ResultsNotFoundError, match="probe_cls_framing|analyse_ctmd_scores"):
         cross_source_tries(tmp_path)
