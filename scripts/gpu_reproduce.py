@@ -5,7 +5,11 @@ Runs the steps of :func:`jcs.engine.experiments.plan` one by one, each isolated 
 model is logged and the next one runs), stops starting new steps at ``--budget`` seconds, and
 after every step packs ``results/gpu`` into ``$OUT/results_gpu.tar.gz`` so whatever finished
 comes back even if the call is cut off. Table IV needs COVID-CT-MD, which the compact data
-bundle leaves out (``scripts/make_gpu_bundle.py``): the CPU profile computes it.
+bundle leaves out (``scripts/make_gpu_bundle.py``): the CPU profile computes it. For the same
+reason (64 MiB travel with the code) the classifiers train on the classification datasets of
+the profile that the data folder holds (the bundle: UCSD COVID-CT alone) and skip the cross-source
+tests it lacks; the overrides are printed first and recorded in every results
+file's config (``profile.cls_datasets`` / ``cls_cross_tests``).
 
 First (unless ``--no-patient-bench``) it times the 300-slice patient with ``jcs bench
 --patient-only`` (``$OUT/bench-patient.json``, for ``results/bench/``): the GPU check of the
@@ -67,6 +71,7 @@ def main() -> int:
 
     start = time.perf_counter()
     overrides = dict(kv.split("=", 1) for kv in args.set)
+    overrides.update(missing_data_overrides(get_profile("gpu", overrides), Path(args.data), overrides))
     profile = get_profile("gpu", overrides)
     ctx = dd.launched()
     if ctx.is_main:
@@ -128,6 +133,30 @@ def main() -> int:
         if torch.cuda.is_available():
             subprocess.run(["nvidia-smi"], check=False)
     return 0
+
+
+def missing_data_overrides(profile, data_root: Path, given: dict) -> dict:
+    """Profile overrides that leave out the classification datasets (training sources and
+    cross-source tests) whose folder is not under ``data_root``; fields the user set with
+    ``--set`` stay as given. Raises SystemExit when no training source is left."""
+    from jcs.data.registry import get_dataset_info
+
+    def present(name: str) -> bool:
+        return (data_root / get_dataset_info(name).folder).is_dir()
+
+    out = {}
+    for field in ("cls_datasets", "cls_cross_tests"):
+        names = getattr(profile, field)
+        kept = [n for n in names if present(n)]
+        if field in given or kept == list(names):
+            continue
+        if field == "cls_datasets" and not kept:
+            raise SystemExit(f"{data_root} holds none of the classification datasets "
+                             f"{', '.join(names)}: make the bundle with scripts/make_gpu_bundle.py")
+        out[field] = ",".join(kept)
+        print(json.dumps({"left_out": field, "missing": [n for n in names if n not in kept],
+                          "override": out[field]}), flush=True)
+    return out
 
 
 def training_processes(profile, gpus: int) -> int:

@@ -325,6 +325,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         return _coerce(value, next(a for a in args if a is not type(None)), key)
     if origin is tuple:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return ()  # "cls_cross_tests=" or "=none": no items
         items = value.split(",") if isinstance(value, str) else list(value)
         item_type = args[0] if args else str
         return tuple(_coerce(v.strip() if isinstance(v, str) else v, item_type, key) for v in items)
