@@ -101,7 +101,7 @@ class Profile:
     patient_max_slices: Optional[int] = None  # Table IV: classify only this many slices (tests)
     device: str = "auto"  # "auto" (CUDA > CPU), "cpu", "cuda", "cuda:1" ...
     precision: str = "auto"  # "auto" (bf16 autocast where the hardware has it), "bf16", "fp32"
-    channels_last: bool = True  # channels-last memory format (faster with bf16 on CPU and GPU)
+    channels_last: bool = True  # asked for; training uses it with bf16 or on GPU only (runtime.use_channels_last)
     cudnn_benchmark: bool = True
     # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA only)
     # instead of each process's share (DDP's default)
