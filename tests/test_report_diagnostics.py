@@ -44,13 +44,17 @@ def test_lung_framing_rows_when_the_probe_ran(tmp_path):
                       {"centre": {"auc": 0.7}, "lungs": {"auc": 0.4}}]}
     (tmp_path / "diagnostics" / "ctmd_lung_framing_probe.json").write_text(json.dumps(probe))
     df = cross_source_tries(tmp_path)
-    assert len(df) == 5
-    full, lungs = df.iloc[3], df.iloc[4]
-    assert "2 seeds" in df.index[4] and "lungs" in df.index[4]
-    assert full[("AUC", "COVID-CT-MD")] == pytest.approx(0.6)
+    assert len(df) == 4
+    lungs = df.iloc[3]
+    assert "2 seeds" in df.index[3] and "lungs" in df.index[3]
     assert lungs[("AUC", "COVID-CT-MD")] == pytest.approx(0.35)
     assert lungs[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.3, 0.4], ddof=1))
     assert any("lungs" in note for note in df.attrs["notes"])
+    (tmp_path / "diagnostics" / "ctmd_adabn_probe.json").write_text(json.dumps(
+        {"runs": [{"adabn": 0.45}, {"adabn": 0.55}]}))
+    df = cross_source_tries(tmp_path)
+    assert len(df) == 5 and "AdaBN" in df.index[4]
+    assert df.iloc[4][("AUC", "COVID-CT-MD")] == pytest.approx(0.5)
 
 
 def test_missing_file_names_the_script(tmp_path):

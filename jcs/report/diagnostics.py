@@ -1,7 +1,7 @@
 """What was tried against the classifier's cross-source gap (COVID-CT-MD), read from the files of
 ``results/diagnostics/`` that the probe scripts write (``scripts/probe_cls_framing.py``,
-``scripts/analyse_ctmd_scores.py``, ``scripts/probe_ctmd_lung_framing.py``): one row per try,
-slice AUC on the three tests."""
+``scripts/analyse_ctmd_scores.py``, ``scripts/probe_ctmd_lung_framing.py``,
+``scripts/probe_ctmd_adabn.py``): one row per try, slice AUC on the three tests."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,23 @@ PathLike = Union[str, Path]
 
 FRAMING_FILE = "diagnostics/cls_framing_probe.json"
 CTMD_ANALYSIS_FILE = "diagnostics/ctmd_score_analysis.json"
-LUNG_FRAMING_FILE = "diagnostics/ctmd_lung_framing_probe.json"  # optional: rows only when present
+# test-time tries on the committed classifiers (no training): file, rows (label, AUC of a run), note
+TEST_TIME_PROBES = (
+    {"file": "diagnostics/ctmd_lung_framing_probe.json",
+     "rows": (("cut to the lungs at test time (framed like the SARS-CoV-2 slices)",
+               lambda r: r["lungs"]["auc"]),),
+     "note": "Cutting the COVID-CT-MD slices to their lungs (threshold lung mask, 5 % margin) so that "
+             "they look like the SARS-CoV-2 training slices lowers the AUC further "
+             "(scripts/probe_ctmd_lung_framing.py, which scores the full field as the results files "
+             "do, 0.474, before): framing is not what separates the sources."},
+    {"file": "diagnostics/ctmd_adabn_probe.json",
+     "rows": (("with BN statistics re-estimated on its own slices (AdaBN, transductive)",
+               lambda r: r["adabn"]),),
+     "note": "Re-estimating every batch-norm layer's statistics on the unlabelled COVID-CT-MD slices "
+             "(AdaBN; scripts/probe_ctmd_adabn.py) does not raise the AUC either: the scanners differ "
+             "in what the features respond to, not only in their first and second moments. That row "
+             "has seen the test images (not their labels) and is a diagnosis, not a result."},
+)
 TESTS = (("ucsd", "UCSD test"), ("sarscov2", "real-scan held-out"), ("ctmd", "COVID-CT-MD"))
 FRAMING_LABELS = {"centre": "Resize + centre crop (the authors' transform; profile default)",
                   "body": "Cut to the body first (jcs.data.transforms.crop_to_body), then squashed"}
@@ -39,7 +55,8 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
     COVID-CT-MD slices whose threshold lung mask covers at least 0 % / 10 % of the slice (mean
     over seeds, std in ``"<test> std"``); where ``scripts/probe_ctmd_lung_framing.py`` has run,
     the same runs on the COVID-CT-MD slices as framed for training (Resize + centre crop of the full
-    field) and cut to the lungs first, as the SARS-CoV-2 sample's slices are. Raises
+    field) and cut to the lungs first, as the SARS-CoV-2 sample's slices are; where
+    ``scripts/probe_ctmd_adabn.py`` has run, with BN statistics re-estimated on those slices. Raises
     :class:`ResultsNotFoundError` when one of the first two files is missing."""
     root = Path(results_dir)
     framing = _read(root / FRAMING_FILE)
@@ -63,20 +80,18 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
              "highest (results/diagnostics/ctmd_score_analysis.json); dropping the slices with little lung "
              "does not close the gap, so the classifier misses the lesions of these scans "
              "themselves, not only their non-lung slices."]
-    lung_path = root / LUNG_FRAMING_FILE
-    if lung_path.is_file():
-        lung = json.loads(lung_path.read_text())
-        n = len(lung["runs"])
-        for framing_kind, label in (("centre", "full field, Resize + centre crop (as in the results files)"),
-                                    ("lungs", "cut to the lungs at test time (framed like the SARS-CoV-2 slices)")):
-            values = [run[framing_kind]["auc"] for run in lung["runs"]]
-            index.append(f"{analysis['profile']} runs ({n} seeds), COVID-CT-MD {label}")
+    for probe in TEST_TIME_PROBES:  # optional: rows only where the probe has run
+        path = root / probe["file"]
+        if not path.is_file():
+            continue
+        runs = json.loads(path.read_text())["runs"]
+        for label, value in probe["rows"]:
+            values = [value(run) for run in runs]
+            index.append(f"{analysis['profile']} runs ({len(runs)} seeds), COVID-CT-MD {label}")
             rows.append({("AUC", "COVID-CT-MD"): float(np.mean(values)),
-                         ("AUC", "COVID-CT-MD std"): float(np.std(values, ddof=1)) if n > 1 else np.nan})
-        notes.append("Cutting the COVID-CT-MD slices to their lungs (threshold lung mask, 5 % margin) "
-                     "so that they look like the SARS-CoV-2 training slices lowers the AUC further "
-                     "(results/diagnostics/ctmd_lung_framing_probe.json): framing is not what "
-                     "separates the sources.")
+                         ("AUC", "COVID-CT-MD std"): (float(np.std(values, ddof=1)) if len(runs) > 1
+                                                      else np.nan)})
+        notes.append(probe["note"])
     columns = pd.MultiIndex.from_tuples([("AUC", label) for _, label in TESTS]
                                         + [("AUC", "COVID-CT-MD std")])
     df = pd.DataFrame(rows, index=index, columns=columns)
