@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from torch import nn
 
 from jcs.data.datasets import CTMDSlices
 from jcs.engine.evaluate import load_trained_model
-from jcs.engine.provenance import git_state, sha256_file
+from jcs.engine.provenance import sha256_file, write_probe
 
 DEFAULT_RUNS = "runs/cpu-pretrained/classification/jcs-classifier-efficientnet-lite2"
 
@@ -86,14 +85,9 @@ def main() -> None:
     summary = {k: {"mean": round(float(np.mean([r[k] for r in runs])), 4),
                    "std": round(float(np.std([r[k] for r in runs], ddof=1)), 4) if len(runs) > 1 else None}
                for k in ("trained_bn", "adabn")}
-    record = {"script": "scripts/probe_ctmd_adabn.py", "git": git_state(), "args": vars(args),
-              "test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum())},
-              "transductive": True, "runs": runs, "summary": summary,
-              "seconds": round(time.perf_counter() - start, 1),
-              "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                           "threads": torch.get_num_threads()}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_probe(args.out, "scripts/probe_ctmd_adabn.py", vars(args),
+                {"test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum())},
+                 "transductive": True, "runs": runs, "summary": summary}, start)
     print(json.dumps(summary))
 
 

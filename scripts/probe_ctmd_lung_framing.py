@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from jcs.data.readers import read_slice_folder
 from jcs.data.transforms import resize_center_crop
 from jcs.diagnosis import lung_mask, to_hu
 from jcs.engine.evaluate import load_trained_model
-from jcs.engine.provenance import git_state, sha256_file
+from jcs.engine.provenance import sha256_file, write_probe
 
 
 DEFAULT_RUNS = "runs/cpu-pretrained/classification/jcs-classifier-efficientnet-lite2"
@@ -114,14 +113,10 @@ def main() -> None:
     summary = {f: {"mean": round(float(np.mean([r[f]["auc"] for r in runs])), 4),
                    "std": round(float(np.std([r[f]["auc"] for r in runs], ddof=1)), 4) if len(runs) > 1 else None}
                for f in ("centre", "lungs")}
-    record = {"script": "scripts/probe_ctmd_lung_framing.py", "git": git_state(), "args": vars(args),
-              "test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum()),
-                       "cut_to_lungs": data["cut"]},
-              "runs": runs, "summary": summary, "seconds": round(time.perf_counter() - start, 1),
-              "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                           "threads": torch.get_num_threads()}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_probe(args.out, "scripts/probe_ctmd_lung_framing.py", vars(args),
+                {"test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum()),
+                          "cut_to_lungs": data["cut"]},
+                 "runs": runs, "summary": summary}, start)
     print(json.dumps(summary))
 
 

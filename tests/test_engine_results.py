@@ -79,3 +79,18 @@ def test_missing_key_or_wrong_version_is_an_error(tmp_path):
     path = write_result(tmp_path / "old.json", _result(schema_version=0))
     with pytest.raises(ValueError, match="schema_version"):
         load_result(path)
+
+
+def test_write_probe_adds_provenance(tmp_path):
+    """Diagnostic probes write their record with the script, args, git state, time and CPU."""
+    import json
+    import time
+
+    from jcs.engine.provenance import write_probe
+
+    out = tmp_path / "diag" / "probe.json"
+    full = write_probe(out, "scripts/x.py", {"seed": 1}, {"runs": [{"auc": 0.5}]}, time.perf_counter() - 2.0)
+    stored = json.loads(out.read_text())
+    assert stored == full and stored["runs"] == [{"auc": 0.5}] and stored["args"] == {"seed": 1}
+    assert stored["script"] == "scripts/x.py" and "sha" in stored["git"] and stored["seconds"] >= 2.0
+    assert stored["hardware"]["type"] == "cpu" and stored["hardware"]["torch_threads"] >= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import resource
@@ -74,6 +75,23 @@ def device_info(device: torch.device) -> Dict[str, object]:
     else:
         info["name"] = info["cpu"]
     return info
+
+
+def write_probe(path: "str | Path", script: str, args: Dict[str, object], record: Dict[str, object],
+                started: float) -> Dict[str, object]:
+    """Write a diagnostic probe's ``record`` as JSON at ``path`` (folders made), with the
+    provenance every probe file carries: ``script``, ``args``, ``git`` (:func:`git_state`),
+    ``seconds`` since ``started`` (a ``time.perf_counter()`` value) and ``hardware``
+    (:func:`device_info` of the CPU). Returns the whole record."""
+    import time
+
+    full = {"script": script, "git": git_state(), "args": args, **record,
+            "seconds": round(time.perf_counter() - started, 1),
+            "hardware": device_info(torch.device("cpu"))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(full, indent=1) + "\n", encoding="utf-8")
+    return full
 
 
 def reset_peak_memory(device: torch.device) -> None:
