@@ -10,6 +10,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Iterable, Optional
@@ -77,14 +78,12 @@ def device_info(device: torch.device) -> Dict[str, object]:
     return info
 
 
-def write_probe(path: "str | Path", script: str, args: Dict[str, object], record: Dict[str, object],
+def write_probe(path: str | Path, script: str, args: Dict[str, object], record: Dict[str, object],
                 started: float) -> Dict[str, object]:
     """Write a diagnostic probe's ``record`` as JSON at ``path`` (folders made), with the
     provenance every probe file carries: ``script``, ``args``, ``git`` (:func:`git_state`),
     ``seconds`` since ``started`` (a ``time.perf_counter()`` value) and ``hardware``
     (:func:`device_info` of the CPU). Returns the whole record."""
-    import time
-
     full = {"script": script, "git": git_state(), "args": args, **record,
             "seconds": round(time.perf_counter() - started, 1),
             "hardware": device_info(torch.device("cpu"))}
