@@ -26,6 +26,7 @@ import pandas as pd
 from jcs import paper
 from jcs.data.registry import SARSCOV2_BLOCKS
 
+from .health import collapse_notes
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles,
                       hardware_label, initialisation_notes, initialisation_summary, load_runs, outdated_notes,
@@ -398,6 +399,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes = list(paper_notes) + differences(runs, "segmentation")
     notes += initialisation_notes(runs, f"profile {profile}")
     notes += outdated_notes(runs, f"profile {profile}")
+    notes += collapse_notes(runs, f"profile {profile}")
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
@@ -454,6 +456,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
+        notes += collapse_notes(runs, labels[p])
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:
@@ -613,6 +616,7 @@ def profiles_table(results_dir: PathLike = "results",
                      + f"; {profile_label(profile)}: {initialisation_summary(found_runs)}"
                      + (f"; no results yet for {', '.join(missing)} (—)" if missing else "")
                      + ".")
+        notes += collapse_notes(found_runs, profile)
     others = [p for p in available_profiles(results_dir) if p not in profiles and p != "smoke"]
     if others:
         notes.append(f"Not shown, no segmentation results yet: {', '.join(others)} (see the "

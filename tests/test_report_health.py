@@ -1,0 +1,59 @@
+"""Collapsed segmentation runs (jcs.report.health): hand-made results, and the committed results
+of the current model code (issue 17 item 6: no seed of any model collapses)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jcs.engine.results import load_results
+from jcs.engine.train import MODEL_REVISIONS
+from jcs.report.health import COLLAPSE_SENSITIVITY, collapse_notes, collapsed_runs
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _seg(name: str, seed: int, sensitivity: float, dice: float, task: str = "segmentation"):
+    return {"name": name, "seed": seed, "task": task,
+            "metrics": {"sensitivity": sensitivity, "dice": dice}}
+
+
+def test_collapsed_runs_names_only_the_seeds_below_the_line():
+    runs = {("table7", "dss"): [_seg("dss", 0, 0.30, 0.37), _seg("dss", 2, 0.001, 0.002),
+                                _seg("dss", 1, 0.0016, 0.0032)],
+            ("table7", "unet"): [_seg("unet", 0, 0.70, 0.69)],
+            "jcs-seg": [_seg("jcs-seg", 0, COLLAPSE_SENSITIVITY, 0.1)]}  # on the line: healthy
+    assert collapsed_runs(runs) == {"dss": [(1, 0.0016, 0.0032), (2, 0.001, 0.002)]}
+    # a stricter line catches the weak seed 0 too
+    assert [s for s, _, _ in collapsed_runs(runs, min_sensitivity=0.31)["dss"]] == [0, 1, 2]
+
+
+def test_collapse_notes_name_seeds_with_their_numbers():
+    runs = {"dss": [_seg("dss", 1, 0.0016, 0.0032)], "unet": [_seg("unet", 0, 0.7, 0.69)]}
+    (note,) = collapse_notes(runs, "profile cpu")
+    assert note.startswith("profile cpu: collapsed: dss seed 1 (sensitivity 0.2%, Dice 0.3%)")
+    assert "unet" not in note
+
+
+def test_collapse_notes_say_none_collapsed_and_skip_classifiers():
+    runs = {"unet": [_seg("unet", s, 0.7, 0.69) for s in range(3)],
+            "cls": [_seg("cls", 0, 0.0, 0.0, task="classification")]}
+    (note,) = collapse_notes(runs, "gpu")
+    assert "no seed of any model collapsed" in note and "3 runs" in note
+    assert collapse_notes({"cls": runs["cls"]}, "gpu") == []
+    assert collapse_notes({"x": [{"name": "x", "seed": 0, "metrics": {}}]}, "gpu") == []
+
+
+def _current(result) -> bool:
+    have = (result.get("config") or {}).get("model_revision", 1)
+    return MODEL_REVISIONS.get(result.get("model"), 1) <= have
+
+
+@pytest.mark.parametrize("profile", ["cpu", "cpu-pretrained", "gpu"])
+def test_no_committed_run_of_the_current_model_code_collapsed(profile):
+    results = [r for experiment in ("table5", "table6", "table7")
+               for r in load_results(RESULTS, profile, experiment) if _current(r)]
+    if not results:
+        pytest.skip(f"no segmentation results of profile {profile}")
+    bad = collapsed_runs({r["path"]: [r] for r in results})
+    assert not bad, f"collapsed runs in results/{profile}: {bad}"
