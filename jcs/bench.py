@@ -276,21 +276,24 @@ def patient_run(n_slices: int, size: int, device: torch.device, precision: str, 
                 classifier_model: str = "jcs-classifier", cls_size: int = 224, seg_size: int = 512,
                 positive_fraction: float = PATIENT_POSITIVE_FRACTION,
                 batch_size: int = 16, seg_batch_size: Optional[int] = None,
-                segmenter: Optional[os.PathLike] = None, compile: bool = False) -> Dict[str, Any]:
+                segmenter: Optional[os.PathLike] = None, compile: bool = False,
+                streams: Optional[int] = None) -> Dict[str, Any]:
     """End-to-end :class:`~jcs.diagnosis.DiagnosisPipeline` run on a synthetic volume with the
     first ``positive_fraction`` of the slices (evenly spread) declared positive, timed warm (a
     service that diagnoses one patient after another). The warm-up run before it is the same
     volume on CUDA (its time, with CUDA start-up and cuDNN autotuning, is kept as
     ``cold_seconds``) and its first ``2 × batch_size`` slices on the CPU. ``segmenter``: a
     checkpoint or int8 program (default: a random-weight ``jcs-seg``). ``compile``: both models
-    ``torch.compile``d when the pipeline is made (``compile_s``, not part of the patient's time)."""
+    ``torch.compile``d when the pipeline is made (``compile_s``, not part of the patient's time).
+    ``streams``: batches in flight on the CPU (:mod:`jcs.streams`; None = the pipeline's default)."""
     from jcs.data import Volume
     from jcs.diagnosis import DiagnosisPipeline
 
     volume = synthetic_volume(n_slices, size)
     pipeline = DiagnosisPipeline(classifier_model=classifier_model, size=cls_size, seg_size=seg_size,
                                  device=str(device), precision=precision, batch_size=batch_size,
-                                 seg_batch_size=seg_batch_size, segmenter=segmenter, compile=compile)
+                                 seg_batch_size=seg_batch_size, segmenter=segmenter, compile=compile,
+                                 streams=streams)
     positives = np.linspace(0, n_slices - 1, int(round(positive_fraction * n_slices))).round().astype(int)
     positives = sorted(set(positives.tolist()))
     warm_n = n_slices if device.type == "cuda" else min(n_slices, 2 * batch_size)
@@ -306,7 +309,7 @@ def patient_run(n_slices: int, size: int, device: torch.device, precision: str, 
             "precision": pipeline.precision, "segmenter_precision": summary["segmenter_precision"],
             "segmenter_compile_s": pipeline.segmenter_info.get("compile_s"), "compiled": compile,
             "classifier_compile_s": pipeline.classifier_info.get("compile_s"), "batch_size": batch_size,
-            "seg_batch_size": summary["seg_batch_size"],
+            "seg_batch_size": summary["seg_batch_size"], "streams": summary["streams"],
             "kept_freed_memory": summary["kept_freed_memory"], "timings_s": summary["timings_s"],
             "background_s": summary["background_s"],
             "seconds": summary["timings_s"]["total"], "warmup_slices": warm_n,
@@ -351,7 +354,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
               patient: bool = True, per_model: bool = True, out: Optional[os.PathLike] = None,
               scaling: Optional[bool] = None, scaling_patient: bool = False,
               threads_list: Optional[Sequence[int]] = None,
-              scaling_segmenter: Optional[os.PathLike] = None,
+              scaling_segmenter: Optional[os.PathLike] = None, streams: Optional[int] = None,
               log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run the benchmark and write its JSON to ``out`` (default ``results/bench/<host>.json``,
     ``<host>-quick.json`` in quick mode, ``<host>-scaling.json`` for the scaling table alone).
@@ -364,7 +367,9 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
     patient times measured when ``scaling_patient`` (else projected) and ``scaling_segmenter``
     (an int8 program) as the segmenter; default: in full (not quick) CPU runs with the models and
     the patient. With ``per_model=False, patient=False`` only the scaling table is measured, on
-    the CPU (ValueError for a CUDA ``device``)."""
+    the CPU (ValueError for a CUDA ``device``). ``streams``: batches in flight of every patient
+    run and the scaling table (:mod:`jcs.streams`; None = the pipeline's default; compiled
+    models run one)."""
     scaling_only = bool(scaling) and not per_model and not patient
     if scaling_only and device not in (None, "auto", "cpu"):
         raise ValueError(f"the scaling table alone measures CPU threads; drop --device {device}")
@@ -410,7 +415,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
         opt = "bf16-true" if bf16_supported(dev) else "fp32"
         kwargs = ({"classifier_model": "jcs-classifier-res2net50", "cls_size": size, "seg_size": size}
                   if quick else {})
-        result["patient"] = patient_run(n, size, dev, opt, **kwargs)
+        result["patient"] = patient_run(n, size, dev, opt, streams=streams, **kwargs)
         result["patient"]["paper_seconds_rtx2080ti"] = PAPER_PATIENT_SECONDS
         result["patient"]["model_compute_projection_s"] = model_compute_projection(result)
         # the list read by jcs.report.runtime_table (one entry per patient-level timing)
@@ -435,7 +440,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
 
             seg_size = get_profile("cpu").seg.size
             log(f"[bench] patient: {n} slices of {size}², segmenter at {seg_size}² (profile cpu)")
-            small = patient_run(n, size, dev, opt, seg_size=seg_size)
+            small = patient_run(n, size, dev, opt, seg_size=seg_size, streams=streams)
             result["patient_cpu_profile"] = small
             result["patients"].append({**result["patients"][0], "seconds": small["seconds"],
                                        "what": what + f" (warm; segmenter at {seg_size}², as trained "
@@ -444,7 +449,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
             log(f"[bench] patient: {n} slices of {size}², int8 segmenter at {size}²")
             with tempfile.TemporaryDirectory() as tmp:
                 program = random_int8_segmenter(Path(tmp) / "jcs-seg-int8.pt2", size)
-                int8 = patient_run(n, size, dev, opt, segmenter=program)
+                int8 = patient_run(n, size, dev, opt, segmenter=program, streams=streams)
             result["patient_int8"] = int8
             result["patients"].append({**result["patients"][0], "seconds": int8["seconds"],
                                        "precision": f"{opt}, segmenter int8",
@@ -455,7 +460,8 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
         log(f"[bench] scaling with CPU threads ({'measured' if scaling_patient else 'projected'} "
             "patient times)")
         result["scaling"] = measure_scaling(threads_list, quick=quick, patient=scaling_patient,
-                                            segmenter=scaling_segmenter, repeats=repeats, log=log)
+                                            segmenter=scaling_segmenter, repeats=repeats,
+                                            streams=streams, log=log)
     result["targets"] = targets(result, quick)
     suffix = "-scaling" if scaling_only else ""
     path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick, suffix)

@@ -174,6 +174,7 @@ def _speedup(rows: List[Dict[str, Any]], key: str) -> None:
 def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = False,
                     patient: bool = False, segmenter: Optional[os.PathLike] = None,
                     repeats: Optional[int] = None, precision: Optional[str] = None,
+                    streams: Optional[int] = None,
                     log: Callable[[str], None] = print) -> Dict[str, Any]:
     """The scaling table of this CPU: one row per thread count of ``threads`` (default
     :func:`thread_counts`), ``torch.set_num_threads`` set for each and restored afterwards.
@@ -185,7 +186,9 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
     :func:`jcs.bench.time_call` records. The block also holds the sizes, the ``compute_limit``
     (:func:`compute_limit`) and ``threads_before``. ``quick``: tiny models and sizes (tests).
     ``segmenter``: an int8 program of ``jcs quantize`` (default a random-weight ``jcs-seg``).
-    Raises ValueError for a thread count below 1."""
+    ``streams``: batches in flight (:mod:`jcs.streams`; None = the pipeline's default for each
+    thread count); each row records the ``cls_streams`` and ``seg_streams`` it ran with.
+    Raises ValueError for a thread count below 1 or a bad ``streams``."""
     from jcs.data import synthetic_ct
     from jcs.diagnosis import DiagnosisPipeline
     from jcs.engine.provenance import device_info
@@ -201,7 +204,7 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
     pipeline = DiagnosisPipeline(classifier_model=sizes["classifier"], size=sizes["cls_size"],
                                  seg_size=None if segmenter else sizes["seg_size"], device="cpu",
                                  precision=precision, batch_size=sizes["batch_size"],
-                                 segmenter=segmenter)
+                                 segmenter=segmenter, streams=streams)
     seg_model = pipeline.segmenter_info.get("name") or sizes["segmenter"]
     images, _ = synthetic_ct(max(sizes["cls_slices"], sizes["seg_slices"]), sizes["slice_size"], 0)
     gray = torch.from_numpy(images.astype(np.uint8))
@@ -225,12 +228,15 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
                 "threads": int(t), "torch_threads": torch.get_num_threads(),
                 "cls_slices_per_s": len(cls_gray) / cls["seconds"],
                 "seg_slices_per_s": len(seg_indices) / seg["seconds"],
+                "cls_streams": pipeline.streams("classifier"),
+                "seg_streams": pipeline.streams("segmenter"),
                 "cls_timing": cls, "seg_timing": seg}
             row["patient_seconds_projected"] = projected_patient_seconds(
                 n_slices, n_segmented, row["cls_slices_per_s"], row["seg_slices_per_s"])
             row["patient_seconds_measured"] = None
             if patient:
-                run = patient_run(n_slices, sizes["slice_size"], device, precision, **patient_kwargs)
+                run = patient_run(n_slices, sizes["slice_size"], device, precision, streams=streams,
+                                  **patient_kwargs)
                 row["patient_seconds_measured"] = run["seconds"]
                 row["patient_run"] = run
             row["patient_seconds"] = row["patient_seconds_measured"] or row["patient_seconds_projected"]
@@ -249,6 +255,7 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
     return {
         "device": device_info(device), "precision": pipeline.precision,
         "threads_before": before, "threads_available": os.cpu_count(), "repeats": repeats,
+        "streams_requested": streams,
         "quick": quick,
         "classifier": {"model": sizes["classifier"], "input_size": sizes["cls_size"],
                        "batch_size": sizes["batch_size"], "slices": len(cls_gray),
@@ -271,10 +278,11 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
 
 def format_scaling(scaling: Dict[str, Any]) -> str:
     """The printed scaling table: one line per thread count, then the compute limit."""
-    lines = [f"{'threads':>7} {'cls sl/s':>9} {'seg sl/s':>9} {'patient s':>10} {'kind':>9} "
+    lines = [f"{'threads':>7} {'streams':>7} {'cls sl/s':>9} {'seg sl/s':>9} {'patient s':>10} {'kind':>9} "
              f"{'x cls':>6} {'x seg':>6} {'load':>5}"]
     for row in scaling["rows"]:
-        lines.append(f"{row['threads']:>7} {row['cls_slices_per_s']:9.2f} {row['seg_slices_per_s']:9.3f} "
+        lines.append(f"{row['threads']:>7} {row.get('seg_streams', 1):>7} "
+                     f"{row['cls_slices_per_s']:9.2f} {row['seg_slices_per_s']:9.3f} "
                      f"{row['patient_seconds']:10.1f} {row['patient_seconds_kind']:>9} "
                      + " ".join(f"{row[k]:6.2f}" if row[k] is not None else f"{'—':>6}"
                                 for k in ("speedup_cls", "speedup_seg"))

@@ -247,11 +247,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         seg_batch_size=args.seg_batch_size, device=args.device, precision=args.precision,
         compile=args.compile, save_probabilities=args.save_probabilities,
         nifti=not args.no_nifti, dicom_seg=not args.no_dicom_seg,
-        segmenter_precision=args.segmenter_precision, quiet=False)
+        segmenter_precision=args.segmenter_precision, quiet=False, streams=args.streams)
     try:
         pipeline = DiagnosisPipeline(config)
     except ValueError as error:
-        if "--segmenter-precision" in str(error):
+        if any(flag in str(error) for flag in ("--segmenter-precision", "--streams")):
             raise UserError(str(error)) from error
         raise
     for warning in pipeline.warnings:
@@ -327,13 +327,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.scaling_segmenter and not Path(args.scaling_segmenter).is_file():
         raise UserError(f"--scaling-segmenter {args.scaling_segmenter} not found; make an int8 "
                         "program with `jcs quantize`")
+    if args.streams is not None and args.streams < 1:
+        raise UserError(f"--streams needs at least 1, not {args.streams}")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = benchmark(args.models, args.sizes, quick=args.quick, repeats=args.repeats,
                        device=args.device, patient=not (args.no_patient or args.scaling),
                        per_model=not (args.patient_only or args.scaling), out=args.out,
                        scaling=True if args.scaling else None, scaling_patient=args.scaling_patient,
-                       threads_list=args.threads_list, scaling_segmenter=args.scaling_segmenter)
+                       threads_list=args.threads_list, scaling_segmenter=args.scaling_segmenter,
+                       streams=args.streams)
     print(format_table(result))
     print(f"written: {result['path']}")
     return 0
@@ -564,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.005 and is faster on this CPU (made and checked on the MedSeg test split "
                         "on first use, cached beside the checkpoint); float = never; int8 = always")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--streams", type=int, default=None,
+                   help="slices (batches) in flight on the CPU, the threads split between them "
+                        "(default 1: one stream with every thread measured faster on 2 cores; "
+                        "may pay on many cores: measure with `jcs bench --scaling --streams N`; "
+                        "always 1 on CUDA, with --compile and for an int8 segmenter)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the models first (~30 s each on a CPU; faster patients after "
                         "that: worth it for several patients)")
@@ -590,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient-only", action="store_true",
                    help="only the patient runs (no per-model timings; minutes, not an hour)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--streams", type=int, default=None,
+                   help="batches in flight on the CPU for the patient runs and the scaling table "
+                        "(default: what `jcs diagnose` uses, 1)")
     p.add_argument("--scaling", action="store_true",
                    help="only the scaling table: classification and segmentation slices/s and the "
                         "(projected) patient time per number of CPU threads, with the CPU's "

@@ -294,7 +294,8 @@ def prepare_input(batch: torch.Tensor, device: torch.device, precision: str = "f
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
             device: DeviceLike = None, precision: str = "fp32", channels_last: bool = True,
             transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-            output: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+            output: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+            streams: int = 1) -> torch.Tensor:
     """Run ``model`` over ``inputs`` (N×C×H×W on the CPU, or raw data that ``transform`` turns
     into that; a tensor already on ``device`` is not copied) in batches of ``batch_size`` and
     return the stacked outputs on the CPU (gathered on the device and copied back once, so a GPU
@@ -302,18 +303,27 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
     ``transform`` runs on the device on each batch (e.g. resizing uint8 slices there: only
     8-bit data cross the bus); ``output`` post-processes each raw output on the device (e.g. a
     softmax or a threshold) before it is gathered; without it, outputs are float32. ``precision``
-    as given to :func:`optimize_for_inference` (``"bf16-true"`` needs a model cast to bf16)."""
+    as given to :func:`optimize_for_inference` (``"bf16-true"`` needs a model cast to bf16).
+    ``streams``: batches in flight on the CPU, the torch threads split between them
+    (:func:`jcs.streams.run_streams`; the same outputs as one stream); 1 on other devices."""
+    from .streams import run_streams  # small module; keeps this one's imports light
+
     device = resolve_device(device)
     if device.type == "cuda" and inputs.device.type == "cpu":
         inputs = inputs.pin_memory()  # asynchronous host-to-device copies
-    results = []
-    with inference_context(device, precision):
-        for start in range(0, inputs.shape[0], batch_size):
-            batch = inputs[start:start + batch_size].to(device, non_blocking=True)
+    if streams > 1 and device.type != "cpu":
+        raise ValueError(f"streams > 1 runs on the CPU only, not on {device}")
+
+    def run(span) -> torch.Tensor:
+        with inference_context(device, precision):  # thread-local: entered in each stream
+            batch = inputs[span[0]:span[1]].to(device, non_blocking=True)
             if transform is not None:
                 batch = transform(batch)
             result = model(prepare_input(batch, device, precision, channels_last))
-            results.append(result.float() if output is None else output(result))
+            return result.float() if output is None else output(result)
+
+    spans = [(start, start + batch_size) for start in range(0, inputs.shape[0], batch_size)]
+    results = run_streams(run, spans, streams)
     if not results:
         return torch.empty(0)
     return torch.cat(results).cpu()  # one copy back (and one wait on a GPU) per call

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROW_KEYS = {"threads", "torch_threads", "cls_slices_per_s", "seg_slices_per_s", "patient_seconds",
             "patient_seconds_kind", "patient_seconds_projected", "patient_seconds_measured",
-            "speedup_cls", "speedup_seg", "speedup_patient", "load_1min", "cls_timing", "seg_timing"}
+            "speedup_cls", "speedup_seg", "speedup_patient", "load_1min", "cls_timing", "seg_timing",
+            "cls_streams", "seg_streams"}
 
 
 def test_thread_counts_double_up_to_the_maximum():
@@ -73,6 +74,9 @@ def test_scaling_cli_quick_writes_the_table(tmp_path, capsys):
     assert (n, n_seg) == (8, 4)
     rows = scaling["rows"]
     assert [r["threads"] for r in rows] == [r["torch_threads"] for r in rows] == [1, 2]
+    # the pipeline's default layout: one stream (jcs.streams.DEFAULT_STREAMS)
+    assert [r["seg_streams"] for r in rows] == [r["cls_streams"] for r in rows] == [1, 1]
+    assert scaling["streams_requested"] is None
     for row in rows:
         assert set(row) == ROW_KEYS
         assert row["patient_seconds_kind"] == "projected" and row["patient_seconds_measured"] is None
@@ -201,3 +205,16 @@ def test_issue16_targets_from_the_scaling_table(tmp_path):
     assert proj["target"] == "patient, 2 threads against 1 (projected, segmenter float)"
     assert (proj["measured"], proj["limit"], proj["met"]) == ("1.94 ×", "≥ 1.8×", "yes")
     assert df.attrs["summary"].startswith("1 of 2 checks met; not met: 300-slice patient")
+
+
+def test_scaling_cli_measures_the_streams_it_is_given(tmp_path, capsys):
+    out = tmp_path / "host-scaling.json"
+    code, printed, err = run_cli(capsys, "bench", "--scaling", "--quick", "--threads-list", 2,
+                                 "--streams", 2, "--out", out)
+    assert code == 0, err
+    scaling = json.loads(out.read_text())["scaling"]
+    assert scaling["streams_requested"] == 2
+    assert [(r["threads"], r["cls_streams"], r["seg_streams"]) for r in scaling["rows"]] == [(2, 2, 2)]
+    assert "threads streams" in printed
+    code, _, err = run_cli(capsys, "bench", "--scaling", "--quick", "--streams", 0, "--out", out)
+    assert code == 2 and "--streams needs at least 1" in err

@@ -24,6 +24,7 @@ from jcs.explain import GradCAM
 from jcs.inference import (CompiledModel, keep_freed_memory, optimize_for_inference, predict,
                            resolve_device, resolve_precision, synchronize)
 from jcs.quantization import is_int8_file, load_int8
+from jcs.streams import resolve_streams
 
 from .config import DISCLAIMER, RANDOM_WEIGHTS_WARNING, DiagnosisConfig, PathLike
 from .html_report import patients_html
@@ -107,8 +108,24 @@ class DiagnosisPipeline:
                 self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
                                                         channels_last=config.channels_last)
             self.segmenter_info["int8_choice"] = choice
+        if config.streams is not None:
+            resolve_streams(config.streams, self.device)  # a clear error now, not mid-patient
+            if config.compile and config.streams > 1:
+                raise ValueError("--compile runs one stream (concurrent calls of a compiled model "
+                                 "are not measured); drop --streams or --compile")
         if config.compile:
             self._compile()
+
+    def streams(self, role: str) -> int:
+        """Batches in flight for the ``"classifier"`` or ``"segmenter"``: ``config.streams``,
+        else :data:`jcs.streams.DEFAULT_STREAMS`; 1 for a ``torch.compile``'d model or an int8 program,
+        whose concurrent use is not measured (``compile`` with ``streams`` above 1 is refused
+        when the pipeline is made; an int8 segmenter runs one stream, the classifier still
+        ``streams``)."""
+        info = self.classifier_info if role == "classifier" else self.segmenter_info
+        if info.get("compiled") or info.get("int8"):
+            return 1
+        return resolve_streams(self.config.streams, self.device)
 
     def _compile(self) -> None:
         """``torch.compile`` the classifier and the (non-int8) segmenter for their batch sizes and
@@ -180,7 +197,8 @@ class DiagnosisPipeline:
                         device=self.device, precision=self.precision,
                         channels_last=self.config.channels_last,
                         transform=lambda batch: resize_center_crop_batch(batch, self.size),
-                        output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1])
+                        output=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1],
+                        streams=self.streams("classifier"))
         return probs.double().numpy()
 
     def segment(self, gray: Union[np.ndarray, torch.Tensor], indices: Sequence[int],
@@ -201,7 +219,7 @@ class DiagnosisPipeline:
                         self.seg_batch_size, device=self.device,
                         precision=self.seg_precision, channels_last=self.config.channels_last,
                         transform=lambda batch: to_network_input_batch(batch, self.seg_size),
-                        output=output)
+                        output=output, streams=self.streams("segmenter"))
         return {int(i): mask.numpy() for i, mask in zip(indices, masks)}
 
     def explain(self, gray: Union[np.ndarray, torch.Tensor], indices: Sequence[int]) -> Dict[int, np.ndarray]:
@@ -422,6 +440,9 @@ class DiagnosisPipeline:
             "segmenter_precision": "int8" if self.segmenter_info.get("int8") else self.seg_precision,
             "batch_size": cfg.batch_size,
             "seg_batch_size": self.seg_batch_size,
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
+            "streams": {"classifier": self.streams("classifier"),
+                        "segmenter": self.streams("segmenter") if self.segmenter is not None else None},
             "kept_freed_memory": self.kept_freed_memory,
             "top_slices": [{"index": i, "slice_id": volume.slice_ids[i], "probability": float(probs[i]),
                             "positive": bool(preds[i])} for i in top],

@@ -29,6 +29,8 @@ def _rows(data: Dict[str, Any]) -> List[Dict[str, Any]]:
     for row in scaling.get("rows", []):
         rows.append({
             "benchmark": _bench_label(data), "threads": int(row["threads"]),
+            # files written before jcs.streams ran one stream
+            "streams": int(row.get("seg_streams") or 1),
             **{name: row.get(key, np.nan) for name, key in RATES.items()},
             "patient (s)": row.get("patient_seconds", np.nan),
             "patient time": row.get("patient_seconds_kind"),
@@ -65,7 +67,7 @@ def scaling_table(results_dir: PathLike = "results") -> pd.DataFrame:
     ref = _paper_runtime()
     df.attrs.update({
         "summary": "; ".join(summaries), "title": "How the pipeline scales with CPU threads (jcs bench)",
-        "percent": False, "digits": 2, "plain": ["slices", "segmented", "load (1 min)"],
+        "percent": False, "digits": 2, "plain": ["streams", "slices", "segmented", "load (1 min)"],
         "seeds_note": False,
         "ours": "synthetic slices, random weights; torch.set_num_threads per row",
         "definitions": {
@@ -75,6 +77,8 @@ def scaling_table(results_dir: PathLike = "results") -> pd.DataFrame:
                            "end to end (jcs.bench.patient_run), or projected as slices / "
                            "classification rate + segmented / segmentation rate (model compute "
                            "only: no reading, Grad-CAM, lung mask or writing)",
+            "streams": "segmentation slices in flight at once, the threads split between them "
+                       "(jcs.streams; files written before it ran 1)",
             "speedup": "against the same measurement at 1 thread",
             "compute limit (s)": "the patient's model FLOPs (2 × multiply-accumulates) / the CPU's "
                                  "fp32 peak (cores × 2 FMA units × vector lanes × 2 × clock); "

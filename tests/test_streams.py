@@ -1,0 +1,117 @@
+"""Several batches in flight on the CPU (jcs.streams, jcs.inference.predict, jcs diagnose --streams)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from jcs.diagnosis import DiagnosisPipeline
+from jcs.inference import predict
+from jcs.streams import DEFAULT_STREAMS, intra_op_threads, resolve_streams, run_streams
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, top_k=2,
+            batch_size=4, seg_batch_size=1)
+
+
+def test_one_stream_by_default_and_several_on_the_cpu_only():
+    assert DEFAULT_STREAMS == 1  # measured: results/diagnostics/cpu_streams_probe.json
+    assert resolve_streams(None, CPU) == resolve_streams(None, CUDA) == 1
+    assert resolve_streams(3, CPU) == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        resolve_streams(0, CPU)
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_streams(2, CUDA)
+
+
+def test_run_streams_keeps_the_order_splits_the_threads_and_restores_them():
+    seen = {}
+    lock = threading.Lock()
+
+    def work(span):
+        with lock:
+            seen[span] = (threading.current_thread().name, torch.get_num_threads())
+        return span[0] * 10
+
+    spans = [(i, i + 1) for i in range(7)]
+    with intra_op_threads(2):
+        assert run_streams(work, spans, 2) == [i * 10 for i in range(7)]
+        assert torch.get_num_threads() == 2  # restored
+    assert {threads for _, threads in seen.values()} == {1}  # 2 threads / 2 streams
+    assert all(name.startswith("jcs-stream") for name, _ in seen.values())
+    # one stream: in the caller's thread, with the caller's threads
+    seen.clear()
+    with intra_op_threads(2):
+        run_streams(work, spans[:2], 1)
+    assert {name for name, _ in seen.values()} == {threading.current_thread().name}
+    assert {threads for _, threads in seen.values()} == {2}
+
+
+def test_run_streams_raises_the_error_of_a_stream_and_restores_the_threads():
+    def work(span):
+        if span[0] == 3:
+            raise RuntimeError("slice 3 is broken")
+        return span[0]
+
+    with intra_op_threads(2):
+        with pytest.raises(RuntimeError, match="slice 3 is broken"):
+            run_streams(work, [(i, i + 1) for i in range(5)], 2)
+        assert torch.get_num_threads() == 2
+
+
+def test_predict_gives_the_same_outputs_with_two_streams():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1)).eval()
+    inputs = torch.rand(7, 3, 24, 24)
+    with intra_op_threads(2):
+        one = predict(model, inputs, 2, device="cpu", streams=1)
+        two = predict(model, inputs, 2, device="cpu", streams=2,
+                      output=lambda out: out.float())  # output= runs inside each stream
+    assert two.shape == one.shape == (7, 1, 24, 24)
+    torch.testing.assert_close(two, one, rtol=1e-5, atol=1e-6)
+    assert not two.requires_grad  # inference_mode entered inside the workers too
+    with pytest.raises(ValueError, match="CPU only"):
+        predict(model, inputs, 2, device="meta", streams=2)
+
+
+def test_the_pipeline_records_its_streams_and_gives_the_same_diagnosis(tmp_path):
+    torch.manual_seed(0)
+    slices = np.random.default_rng(0).integers(0, 255, (5, 64, 64), dtype=np.uint8)
+    pipe = DiagnosisPipeline(**TINY, streams=1)
+    with intra_op_threads(2):
+        probs_one = pipe.classify(slices)
+        masks_one = pipe.segment(slices, [0, 2, 4], probabilities=True)
+        pipe.config.streams = 2
+        assert pipe.streams("classifier") == pipe.streams("segmenter") == 2
+        probs_two = pipe.classify(slices)
+        masks_two = pipe.segment(slices, [0, 2, 4], probabilities=True)
+        pipe.config.streams = None
+        assert pipe.streams("segmenter") == 1  # the default
+    np.testing.assert_allclose(probs_two, probs_one, rtol=1e-5, atol=1e-6)
+    for i in (0, 2, 4):
+        np.testing.assert_allclose(masks_two[i], masks_one[i], rtol=1e-5, atol=1e-6)
+    pipe.config.streams = 2
+    pipe.segmenter_info["int8"] = True  # an int8 program runs one stream
+    assert pipe.streams("segmenter") == 1
+
+
+def test_bad_streams_are_refused_when_the_pipeline_is_made():
+    with pytest.raises(ValueError, match="at least 1"):
+        DiagnosisPipeline(**TINY, streams=0)
+    with pytest.raises(ValueError, match="--compile runs one stream"):
+        DiagnosisPipeline(**TINY, streams=2, compile=True)
+
+
+def test_cli_refuses_zero_streams(tmp_path, capsys):
+    from jcs.cli import main
+
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    code = main(["diagnose", str(volume), "--out", str(tmp_path / "out"), "--random-weights",
+                 "--streams", "0", "--classifier-model", "jcs-classifier-res2net50",
+                 "--size", "64", "--seg-size", "64"])
+    assert code == 2
+    assert "streams must be at least 1" in capsys.readouterr().err
