@@ -569,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--streams", type=int, default=None,
                    help="slices (batches) in flight on the CPU, the threads split between them "
-                        "(default 1: one stream with every thread measured faster on 2 cores; "
+                        "(default 1: on 2 cores 2 streams were within the noise of 1; "
                         "may pay on many cores: measure with `jcs bench --scaling --streams N`; "
                         "always 1 on CUDA, with --compile and for an int8 segmenter)")
     p.add_argument("--compile", action="store_true",

@@ -9,12 +9,14 @@ operators release the GIL, so the streams run in parallel.
 
 Measured before choosing the default (``scripts/probe_cpu_streams.py`` →
 ``results/diagnostics/cpu_streams_probe.json``; 2-core AMD EPYC Zen 3, AVX2, idle; ``jcs-seg`` at
-512² as the diagnosis pipeline runs it: BN folded, channels-last, fp32, batch 1): with glibc's
-default heap 2 streams × 1 thread were about 5 % faster per slice than 1 stream × 2 threads (fresh
-activation buffers fault in pages, and two streams overlap that), but with the pipeline's
-:func:`jcs.inference.keep_freed_memory` one stream with both threads was about 10 % faster
-(3.88 against 4.29 s per slice). ``jcs bench --scaling --streams 2`` agreed on the whole segment
-stage (0.232 against 0.242 slices/s at 2 threads). So the default is **one stream**
+512² as the diagnosis pipeline runs it: BN folded, channels-last, fp32, batch 1; 4 interleaved
+rounds of 4 slices per layout): 2 streams × 1 thread took a median 4.20 s per slice against
+4.43 s for 1 stream × 2 threads with the pipeline's :func:`jcs.inference.keep_freed_memory`
+(4.58 against 4.82 s with glibc's default heap), faster in 6 of the 8 paired rounds. But the same
+layout varied by up to 15 % between rounds, a one-pass probe before it found one stream 10 %
+faster (3.88 against 4.29 s), and ``jcs bench --scaling`` on the whole segment stage found one
+stream 4 % faster (0.242 against 0.232 slices/s at 2 threads). A gain of about 5 % inside that
+spread does not justify doubling the activation memory, so the default stays **one stream**
 (:data:`DEFAULT_STREAMS`). Machines with many cores were not available to measure: there, where
 one operator's threads wait on each other more, several streams may pay; ``jcs diagnose
 --streams N`` tries it and ``jcs bench --scaling --streams N`` measures it.

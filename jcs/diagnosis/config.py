@@ -44,7 +44,7 @@ class DiagnosisConfig:
     ``data_root`` the datasets' folder, default ``$JCS_DATA_DIR``); "float" never; "int8"
     always (an error where no copy can be made). ``quiet``: no message while a copy is made.
     ``streams``: batches in flight on the CPU, the torch threads split between them
-    (:mod:`jcs.streams`); ``None`` = 1 (measured faster than 2 on 2 cores); always 1 on CUDA,
+    (:mod:`jcs.streams`); ``None`` = 1 (on 2 cores 2 were within the noise of 1); always 1 on CUDA,
     for a compiled model and for an int8 segmenter."""
 
     classifier_model: str = "jcs-classifier"
