@@ -9,10 +9,12 @@ from typing import Any, Dict, List
 import numpy as np
 import pandas as pd
 
-from .results import hardware_label
+from .results import ResultsNotFoundError, hardware_label
 from .runtime import PathLike, _bench_files, _bench_label, _paper_runtime
 
-__all__ = ["scaling_table", "scaling_figure"]
+__all__ = ["scaling_table", "scaling_figure", "streams_probe"]
+
+STREAMS_FILE = "diagnostics/cpu_streams_probe.json"
 
 RATES = {"classification slices/s": "cls_slices_per_s", "segmentation slices/s": "seg_slices_per_s"}
 
@@ -144,3 +146,40 @@ def scaling_figure(results_dir: PathLike = "results"):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def streams_probe(results_dir: PathLike = "results") -> pd.DataFrame:
+    """One slice at a time with every thread, or several in flight (:mod:`jcs.streams`): the
+    seconds per 512² ``jcs-seg`` slice of ``results/diagnostics/cpu_streams_probe.json``
+    (``scripts/probe_cpu_streams.py``), index ``(heap, layout)``, columns the median and each
+    interleaved round (s). Raises :class:`ResultsNotFoundError` without the file."""
+    import json
+
+    path = Path(results_dir) / STREAMS_FILE
+    if not path.is_file():
+        raise ResultsNotFoundError(f"{path} is missing; run `python scripts/probe_cpu_streams.py` on "
+                                   "an idle machine")
+    data = json.loads(path.read_text())
+    rows, index = [], []
+    for run in data["runs"]:
+        heap = "kept freed memory (the pipeline's default)" if run["keep_freed_memory"] else "glibc default heap"
+        for row in run["rows"]:
+            index.append((heap, f"{row['streams']} stream{'s' if row['streams'] > 1 else ''} × "
+                                f"{row['threads_per_stream']} thread{'s' if row['threads_per_stream'] > 1 else ''}"))
+            rows.append({"median (s per slice)": row["median"],
+                         **{f"round {i + 1}": v for i, v in enumerate(row["seconds_per_slice"])}})
+    df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["heap", "layout"]))
+    hardware = hardware_label([{"environment": {"device": data.get("hardware") or {}}}])
+    share = data.get("cpu_share") or {}
+    df.attrs.update({
+        "title": "One stream or several slices in flight (jcs-seg at 512², random weights)",
+        "percent": False, "digits": 3, "seeds_note": False, "source": "jcs.report.streams_probe",
+        "api": "api-runtime",
+        "ours": f"{data['threads']} threads, {data['slices']} slices per round, rounds interleaved; "
+                f"{hardware}; code {data['git']['sha'][:7]}"
+                + (f"; CPU idle {share['idle']:.0%}, stolen by the host {share['steal']:.1%}"
+                   if share else ""),
+        "notes": ["The default stays one stream: the median gain of the second is inside the "
+                  "spread between rounds of one layout (jcs.streams explains the choice)."],
+    })
+    return df
