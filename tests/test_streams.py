@@ -115,3 +115,21 @@ def test_cli_refuses_zero_streams(tmp_path, capsys):
                  "--size", "64", "--seg-size", "64"])
     assert code == 2
     assert "streams must be at least 1" in capsys.readouterr().err
+
+
+def test_streams_probe_table_reads_the_committed_probe(tmp_path):
+    import json
+    from pathlib import Path
+
+    from jcs.report import ResultsNotFoundError, streams_probe
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    data = json.loads((results / "diagnostics" / "cpu_streams_probe.json").read_text())
+    df = streams_probe(results)
+    assert len(df) == sum(len(run["rows"]) for run in data["runs"])
+    first = data["runs"][0]["rows"][0]
+    assert df.iloc[0]["median (s per slice)"] == first["median"]
+    assert df.iloc[0]["round 1"] == first["seconds_per_slice"][0]
+    assert data["git"]["sha"][:7] in df.attrs["ours"]
+    with pytest.raises(ResultsNotFoundError, match="probe_cpu_streams.py"):
+        streams_probe(tmp_path)
