@@ -374,6 +374,10 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
     if scaling_only and device not in (None, "auto", "cpu"):
         raise ValueError(f"the scaling table alone measures CPU threads; drop --device {device}")
     dev = torch.device("cpu") if scaling_only else resolve_device(device)
+    if streams is not None:  # before an hour of measurements, not after
+        from jcs.streams import resolve_streams
+
+        resolve_streams(streams, dev)
     if scaling is None:
         scaling = dev.type == "cpu" and not quick and per_model and patient
     if dev.type == "cuda":
@@ -423,7 +427,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
         what = f"classification of all slices + segmentation of {run['n_segmented']}"
         result["patients"] = [{"what": what + " (warm)", "slices": run["n_slices"],
                                "seconds": run["seconds"], "slice_size": run["slice_size"],
-                               "precision": run["precision"]}]
+                               "precision": run["precision"], "streams": run["streams"]}]
         if run["cold_seconds"] is not None:
             result["patients"].append({**result["patients"][0], "what": what + " (first call)",
                                        "seconds": run["cold_seconds"]})
@@ -463,7 +467,7 @@ def benchmark(models: Optional[Sequence[str]] = None, sizes: Optional[Sequence[i
                                             segmenter=scaling_segmenter, repeats=repeats,
                                             streams=streams, log=log)
     result["targets"] = targets(result, quick)
-    suffix = "-scaling" if scaling_only else ""
+    suffix = ("-scaling" if scaling_only else "") + (f"-streams{streams}" if (streams or 1) > 1 else "")
     path = Path(out) if out else Path("results") / "bench" / default_file_name(dev, quick, suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -186,13 +186,15 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
     :func:`jcs.bench.time_call` records. The block also holds the sizes, the ``compute_limit``
     (:func:`compute_limit`) and ``threads_before``. ``quick``: tiny models and sizes (tests).
     ``segmenter``: an int8 program of ``jcs quantize`` (default a random-weight ``jcs-seg``).
-    ``streams``: batches in flight (:mod:`jcs.streams`; None = the pipeline's default for each
-    thread count); each row records the ``cls_streams`` and ``seg_streams`` it ran with.
+    ``streams``: batches in flight (:mod:`jcs.streams`; None = the pipeline's default); each row
+    records the ``cls_streams`` and ``seg_streams`` that ran (capped by the batches measured and
+    the row's threads: :func:`jcs.streams.effective_streams`).
     Raises ValueError for a thread count below 1 or a bad ``streams``."""
     from jcs.data import synthetic_ct
     from jcs.diagnosis import DiagnosisPipeline
     from jcs.engine.provenance import device_info
     from jcs.inference import bf16_supported
+    from jcs.streams import effective_streams
 
     device = torch.device("cpu")
     sizes = QUICK if quick else FULL
@@ -228,8 +230,11 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
                 "threads": int(t), "torch_threads": torch.get_num_threads(),
                 "cls_slices_per_s": len(cls_gray) / cls["seconds"],
                 "seg_slices_per_s": len(seg_indices) / seg["seconds"],
-                "cls_streams": pipeline.streams("classifier"),
-                "seg_streams": pipeline.streams("segmenter"),
+                # the streams that ran: capped by the batches of the measurement and the threads
+                "cls_streams": effective_streams(pipeline.streams("classifier"),
+                                                 -(-len(cls_gray) // sizes["batch_size"])),
+                "seg_streams": effective_streams(pipeline.streams("segmenter"),
+                                                 -(-len(seg_indices) // pipeline.seg_batch_size)),
                 "cls_timing": cls, "seg_timing": seg}
             row["patient_seconds_projected"] = projected_patient_seconds(
                 n_slices, n_segmented, row["cls_slices_per_s"], row["seg_slices_per_s"])

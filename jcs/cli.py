@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="slices (batches) in flight on the CPU, the threads split between them "
                         "(default 1: on 2 cores 2 streams were within the noise of 1; "
                         "may pay on many cores: measure with `jcs bench --scaling --streams N`; "
-                        "always 1 on CUDA, with --compile and for an int8 segmenter)")
+                        "an error on CUDA and with --compile; an int8 segmenter runs one stream)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the models first (~30 s each on a CPU; faster patients after "
                         "that: worth it for several patients)")

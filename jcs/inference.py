@@ -309,10 +309,10 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 8, *,
     from .streams import run_streams  # small module; keeps this one's imports light
 
     device = resolve_device(device)
-    if device.type == "cuda" and inputs.device.type == "cpu":
-        inputs = inputs.pin_memory()  # asynchronous host-to-device copies
     if streams > 1 and device.type != "cpu":
         raise ValueError(f"streams > 1 runs on the CPU only, not on {device}")
+    if device.type == "cuda" and inputs.device.type == "cpu":
+        inputs = inputs.pin_memory()  # asynchronous host-to-device copies
 
     def run(span) -> torch.Tensor:
         with inference_context(device, precision):  # thread-local: entered in each stream

@@ -8,22 +8,22 @@ end). ``S`` streams run ``S`` batches at once from a pool of Python threads, eac
 operators release the GIL, so the streams run in parallel.
 
 Measured before choosing the default (``scripts/probe_cpu_streams.py`` →
-``results/diagnostics/cpu_streams_probe.json``; 2-core AMD EPYC Zen 3, AVX2, idle; ``jcs-seg`` at
+``results/diagnostics/cpu_streams_probe.json``; 2-core AMD EPYC VM, AVX2, otherwise idle; ``jcs-seg`` at
 512² as the diagnosis pipeline runs it: BN folded, channels-last, fp32, batch 1; 4 interleaved
 rounds of 4 slices per layout): 2 streams × 1 thread took a median 4.20 s per slice against
 4.43 s for 1 stream × 2 threads with the pipeline's :func:`jcs.inference.keep_freed_memory`
-(4.58 against 4.82 s with glibc's default heap), faster in 6 of the 8 paired rounds. But the same
-layout varied by up to 15 % between rounds, a one-pass probe before it found one stream 10 %
-faster (3.88 against 4.29 s), and ``jcs bench --scaling`` on the whole segment stage found one
-stream 4 % faster (0.242 against 0.232 slices/s at 2 threads). A gain of about 5 % inside that
-spread does not justify doubling the activation memory, so the default stays **one stream**
-(:data:`DEFAULT_STREAMS`). Machines with many cores were not available to measure: there, where
+(4.58 against 4.82 s with glibc's default heap), faster in 6 of the 8 paired rounds. But one
+layout varied by up to 14 % between its own rounds (22 % with the default heap): a gain of about
+5 % inside that spread does not justify doubling the activation memory, so the default stays
+**one stream** (:data:`DEFAULT_STREAMS`). Machines with many cores were not available to measure: there, where
 one operator's threads wait on each other more, several streams may pay; ``jcs diagnose
 --streams N`` tries it and ``jcs bench --scaling --streams N`` measures it.
 
-Streams apply to eager models on the CPU. A ``torch.compile``'d model or an int8 program runs one
-stream (their concurrent use is not measured or tested), as does every CUDA device (one CUDA
-stream already overlaps the host).
+Streams apply to eager models on the CPU: asking for several with ``torch.compile`` or on CUDA
+is an error (their concurrent use is not measured or tested; on CUDA one stream already overlaps
+the host), and an int8 segmenter runs one stream while the classifier runs the streams asked for.
+A stream never gets less than one thread: :func:`effective_streams` caps the streams by the
+threads and by the batches there are.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
-__all__ = ["DEFAULT_STREAMS", "resolve_streams", "intra_op_threads", "run_streams"]
+__all__ = ["DEFAULT_STREAMS", "resolve_streams", "effective_streams", "intra_op_threads", "run_streams"]
 
 T = TypeVar("T")
 DEFAULT_STREAMS = 1  # measured on 2 cores (see the module docstring)
@@ -65,15 +65,24 @@ def intra_op_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def effective_streams(streams: int, n_batches: int, threads: Optional[int] = None) -> int:
+    """The streams :func:`run_streams` really runs: ``streams`` capped by the number of batches
+    and by the torch threads (``threads``, default ``torch.get_num_threads()``: one stream per
+    thread at most, so a layout never uses more cores than the thread count says); at least 1."""
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    return max(1, min(int(streams), int(n_batches), threads))
+
+
 def run_streams(work: Callable[[Tuple[int, int]], T], spans: Sequence[Tuple[int, int]],
                 streams: int) -> List[T]:
-    """``[work(span) for span in spans]`` with up to ``streams`` spans in flight, results in the
-    order of ``spans``. With ``streams > 1`` (and more than one span) the torch threads are split
-    evenly between the streams for the call (at least 1 each; the count is restored after) and
-    each worker sets that count for itself. Thread-local state (``torch.inference_mode``,
-    autocast) does not cross into the workers: ``work`` enters it itself. An exception of
-    ``work`` is raised here."""
-    streams = max(1, min(int(streams), len(spans)))
+    """``[work(span) for span in spans]`` with up to :func:`effective_streams` spans in flight,
+    results in the order of ``spans``. With more than one stream the torch threads are split
+    evenly between the streams for the call (``threads // streams`` each; the count is restored
+    after) and each worker sets that count for itself. Thread-local state
+    (``torch.inference_mode``, autocast) does not cross into the workers: ``work`` enters it
+    itself. The first exception of ``work`` (in span order) is raised here; batches not started
+    yet are cancelled, so an error or Ctrl-C does not wait for the whole volume."""
+    streams = effective_streams(streams, len(spans))
     if streams == 1:
         return [work(span) for span in spans]
     per_stream = max(1, torch.get_num_threads() // streams)
@@ -82,5 +91,13 @@ def run_streams(work: Callable[[Tuple[int, int]], T], spans: Sequence[Tuple[int,
         torch.set_num_threads(per_stream)  # this worker's own OpenMP team size
         return work(span)
 
-    with intra_op_threads(per_stream), ThreadPoolExecutor(streams, thread_name_prefix="jcs-stream") as pool:
-        return list(pool.map(job, spans))
+    with intra_op_threads(per_stream):
+        pool = ThreadPoolExecutor(streams, thread_name_prefix="jcs-stream")
+        try:
+            futures = [pool.submit(job, span) for span in spans]
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)

@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--out", default=OUT)
     parser.add_argument("--child", choices=("keep", "default"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads < 2:
+        parser.error("--threads must be at least 2: the probe compares 1 stream x T threads with "
+                     "T streams x 1 thread")
     if args.child:
         print(json.dumps(measure(args.threads, args.slices, args.child == "keep", args.rounds)))
         return
@@ -81,8 +84,10 @@ def main() -> None:
     before = cpu_times()
     runs = []
     for heap in ("default", "keep"):
+        # stderr passes through: a failing child shows its traceback
         out = subprocess.run([sys.executable, __file__, "--child", heap, "--threads", str(args.threads),
-                              "--slices", str(args.slices), "--rounds", str(args.rounds)], check=True, capture_output=True, text=True)
+                              "--slices", str(args.slices), "--rounds", str(args.rounds)],
+                             check=True, stdout=subprocess.PIPE, text=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(runs[-1], flush=True)
     best = {run["keep_freed_memory"]: min(run["rows"], key=lambda r: r["median"])["streams"]
@@ -95,8 +100,10 @@ def main() -> None:
     after = cpu_times()
     if before and after and len(after) > 7:
         delta = [b - a for a, b in zip(before, after)]
+        # over the probe's own run (which keeps both cores busy): the steal share is the time the
+        # VM lost to its host; the idle share says the probe had the cores, not that nothing else ran
         record["cpu_share"] = {"idle": round(delta[3] / sum(delta), 3),
-                               "steal": round(delta[7] / sum(delta), 3)}  # time the VM lost to its host
+                               "steal": round(delta[7] / sum(delta), 3)}
     write_probe(args.out, "scripts/probe_cpu_streams.py", vars(args), record, started)
     print(f"written: {args.out}")
 

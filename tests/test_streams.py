@@ -10,7 +10,8 @@ import torch.nn as nn
 
 from jcs.diagnosis import DiagnosisPipeline
 from jcs.inference import predict
-from jcs.streams import DEFAULT_STREAMS, intra_op_threads, resolve_streams, run_streams
+from jcs.streams import (DEFAULT_STREAMS, effective_streams, intra_op_threads, resolve_streams,
+                         run_streams)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 TINY = dict(classifier_model="jcs-classifier-res2net50", size=64, seg_size=64, top_k=2,
@@ -48,6 +49,25 @@ def test_run_streams_keeps_the_order_splits_the_threads_and_restores_them():
         run_streams(work, spans[:2], 1)
     assert {name for name, _ in seen.values()} == {threading.current_thread().name}
     assert {threads for _, threads in seen.values()} == {2}
+
+
+def test_two_streams_really_overlap_and_never_outnumber_the_threads():
+    barrier = threading.Barrier(2, timeout=10)  # passes only when two spans run at once
+
+    def work(span):
+        barrier.wait()
+        return span[0]
+
+    with intra_op_threads(2):
+        assert run_streams(work, [(0, 1), (1, 2), (2, 3), (3, 4)], 2) == [0, 1, 2, 3]
+    # one thread: one stream, in the caller's thread, whatever was asked for
+    names = []
+    with intra_op_threads(1):
+        run_streams(lambda span: names.append(threading.current_thread().name), [(0, 1), (1, 2)], 4)
+    assert names == [threading.current_thread().name] * 2
+    assert effective_streams(4, n_batches=3, threads=8) == 3
+    assert effective_streams(4, n_batches=10, threads=2) == 2
+    assert effective_streams(2, n_batches=0, threads=2) == 1
 
 
 def test_run_streams_raises_the_error_of_a_stream_and_restores_the_threads():
@@ -93,9 +113,36 @@ def test_the_pipeline_records_its_streams_and_gives_the_same_diagnosis(tmp_path)
     np.testing.assert_allclose(probs_two, probs_one, rtol=1e-5, atol=1e-6)
     for i in (0, 2, 4):
         np.testing.assert_allclose(masks_two[i], masks_one[i], rtol=1e-5, atol=1e-6)
-    pipe.config.streams = 2
+    summary_streams = None
+    with intra_op_threads(2):
+        pipe.config.streams = 2
+        summary = pipe.run(_volume(slices), tmp_path / "run", positive_override=[0, 1, 2])
+        summary_streams = summary["streams"]
+    # 5 slices in 2 classifier batches of 4; 3 + top-2 segmented slices in batches of 1
+    assert summary_streams == {"classifier": 2, "segmenter": 2}
     pipe.segmenter_info["int8"] = True  # an int8 program runs one stream
     assert pipe.streams("segmenter") == 1
+
+
+def _volume(slices):
+    from jcs.data import Volume
+
+    return Volume(slices.astype(np.float32) * 4 - 1000, (2.0, 0.7, 0.7), "HU", "synthetic",
+                  [str(i) for i in range(len(slices))])
+
+
+def test_an_int8_segmenter_with_streams_warns(monkeypatch):
+    from jcs.diagnosis import pipeline as pipeline_module
+
+    def fake_int8(self, config):
+        self.segmenter_info = {"name": "jcs-seg", "int8": True}
+        self.segmenter, self.seg_size, self.seg_batch_size = object(), 64, 1
+
+    monkeypatch.setattr(pipeline_module, "is_int8_file", lambda path: True)
+    monkeypatch.setattr(pipeline_module.DiagnosisPipeline, "_load_int8_segmenter", fake_int8)
+    pipe = DiagnosisPipeline(**TINY, streams=2, segmenter="fake.pt2")
+    assert any("int8 segmenter runs one stream" in w for w in pipe.warnings)
+    assert pipe.streams("segmenter") == 1 and pipe.streams("classifier") == 2
 
 
 def test_bad_streams_are_refused_when_the_pipeline_is_made():

@@ -44,8 +44,8 @@ class DiagnosisConfig:
     ``data_root`` the datasets' folder, default ``$JCS_DATA_DIR``); "float" never; "int8"
     always (an error where no copy can be made). ``quiet``: no message while a copy is made.
     ``streams``: batches in flight on the CPU, the torch threads split between them
-    (:mod:`jcs.streams`); ``None`` = 1 (on 2 cores 2 were within the noise of 1); always 1 on CUDA,
-    for a compiled model and for an int8 segmenter."""
+    (:mod:`jcs.streams`); ``None`` = 1 (on 2 cores 2 were within the noise of 1); more than 1 is an
+    error on CUDA and with ``compile``; an int8 segmenter runs one stream (a warning says so)."""
 
     classifier_model: str = "jcs-classifier"
     classifier: Optional[PathLike] = None

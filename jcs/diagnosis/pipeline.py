@@ -24,7 +24,7 @@ from jcs.explain import GradCAM
 from jcs.inference import (CompiledModel, keep_freed_memory, optimize_for_inference, predict,
                            resolve_device, resolve_precision, synchronize)
 from jcs.quantization import is_int8_file, load_int8
-from jcs.streams import resolve_streams
+from jcs.streams import effective_streams, resolve_streams
 
 from .config import DISCLAIMER, RANDOM_WEIGHTS_WARNING, DiagnosisConfig, PathLike
 from .html_report import patients_html
@@ -66,6 +66,11 @@ class DiagnosisPipeline:
         self.config = config
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        if config.streams is not None:  # a clear error before any model is loaded
+            resolve_streams(config.streams, self.device)
+            if config.compile and config.streams > 1:
+                raise ValueError("--compile runs one stream (concurrent calls of a compiled model "
+                                 "are not measured); drop --streams or --compile")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.kept_freed_memory = (self.device.type == "cpu" and config.keep_freed_memory
@@ -108,11 +113,11 @@ class DiagnosisPipeline:
                 self.segmenter = optimize_for_inference(segmenter, self.device, precision=self.precision,
                                                         channels_last=config.channels_last)
             self.segmenter_info["int8_choice"] = choice
-        if config.streams is not None:
-            resolve_streams(config.streams, self.device)  # a clear error now, not mid-patient
-            if config.compile and config.streams > 1:
-                raise ValueError("--compile runs one stream (concurrent calls of a compiled model "
-                                 "are not measured); drop --streams or --compile")
+        if (config.streams or 1) > 1 and self.segmenter_info.get("int8"):
+            self.warnings.append(f"--streams {config.streams}: the int8 segmenter runs one stream "
+                                 "(its concurrent use is not measured); the classifier runs "
+                                 f"{config.streams}. --segmenter-precision float gives the float "
+                                 "segmenter the streams too.")
         if config.compile:
             self._compile()
 
@@ -441,8 +446,12 @@ class DiagnosisPipeline:
             "batch_size": cfg.batch_size,
             "seg_batch_size": self.seg_batch_size,
             "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
-            "streams": {"classifier": self.streams("classifier"),
-                        "segmenter": self.streams("segmenter") if self.segmenter is not None else None},
+            # the streams that ran (jcs.streams.effective_streams: capped by batches and threads)
+            "streams": {"classifier": effective_streams(self.streams("classifier"),
+                                                        -(-len(probs) // max(cfg.batch_size, 1))),
+                        "segmenter": effective_streams(self.streams("segmenter"),
+                                                       -(-len(masks) // self.seg_batch_size))
+                        if self.segmenter is not None and masks else None},
             "kept_freed_memory": self.kept_freed_memory,
             "top_slices": [{"index": i, "slice_id": volume.slice_ids[i], "probability": float(probs[i]),
                             "positive": bool(preds[i])} for i in top],

@@ -30,7 +30,7 @@ def collapsed_runs(runs: Dict[Any, List[Dict[str, Any]]],
                 continue
             metrics = result.get("metrics") or {}
             sens = metrics.get("sensitivity")
-            if sens is None or sens >= min_sensitivity:
+            if sens is None or not sens < min_sensitivity:  # NaN: not measured, not collapsed
                 continue
             name = result.get("name") or (key[-1] if isinstance(key, tuple) else key)
             out.setdefault(name, []).append((int(result.get("seed", 0)), float(sens),

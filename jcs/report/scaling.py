@@ -148,6 +148,25 @@ def scaling_figure(results_dir: PathLike = "results"):
     return fig
 
 
+def _streams_verdict(data: Dict[str, Any]) -> str:
+    """What the probe says, computed from it: per heap, the median gain of several streams over
+    one and the largest spread between rounds of one layout."""
+    parts = []
+    for run in data["runs"]:
+        rows = {row["streams"]: row for row in run["rows"]}
+        one, many = rows.get(1), max(rows.values(), key=lambda r: r["streams"])
+        if one is None or many is one:
+            continue
+        gain = one["median"] / many["median"] - 1
+        spread = max(max(r["seconds_per_slice"]) / min(r["seconds_per_slice"]) - 1 for r in rows.values())
+        heap = "kept freed memory" if run["keep_freed_memory"] else "default heap"
+        parts.append(f"{heap}: {many['streams']} streams {abs(gain):.0%} "
+                     f"{'faster' if gain >= 0 else 'slower'} than 1 in the median, the rounds of "
+                     f"one layout up to {spread:.0%} apart")
+    return ("; ".join(parts) + ". jcs diagnose runs one stream by default (jcs.streams.DEFAULT_STREAMS; "
+            "the module explains the choice).")
+
+
 def streams_probe(results_dir: PathLike = "results") -> pd.DataFrame:
     """One slice at a time with every thread, or several in flight (:mod:`jcs.streams`): the
     seconds per 512² ``jcs-seg`` slice of ``results/diagnostics/cpu_streams_probe.json``
@@ -179,7 +198,6 @@ def streams_probe(results_dir: PathLike = "results") -> pd.DataFrame:
                 f"{hardware}; code {data['git']['sha'][:7]}"
                 + (f"; CPU idle {share['idle']:.0%}, stolen by the host {share['steal']:.1%}"
                    if share else ""),
-        "notes": ["The default stays one stream: the median gain of the second is inside the "
-                  "spread between rounds of one layout (jcs.streams explains the choice)."],
+        "notes": [_streams_verdict(data)],
     })
     return df

@@ -605,6 +605,7 @@ def profiles_table(results_dir: PathLike = "results",
                          f"{initialisation_summary(found_runs)}"
                          + (f"; no results for {', '.join(missing)} (—: the authors released "
                             "no such model, or its file was not given)" if missing else "") + ".")
+            notes += collapse_notes(found_runs, profile)
             continue
         recipe = _recipe(first, "seg")
         iters = sorted({r.get("loss", {}).get("iterations") for rs in found_runs.values()
