@@ -57,3 +57,21 @@ def test_no_committed_run_of_the_current_model_code_collapsed(profile):
         pytest.skip(f"no segmentation results of profile {profile}")
     bad = collapsed_runs({r["path"]: [r] for r in results})
     assert not bad, f"collapsed runs in results/{profile}: {bad}"
+
+
+def test_outdated_notes_name_the_old_seeds_when_others_are_current():
+    from jcs.report.results import outdated_notes, outdated_runs
+
+    current = MODEL_REVISIONS["dss"]
+    runs = {("table7", "dss"): [{"name": "dss", "model": "dss", "seed": 0,
+                                 "config": {"model_revision": current}},
+                                {"name": "dss", "model": "dss", "seed": 1, "config": {}},
+                                {"name": "dss", "model": "dss", "seed": 2, "config": {}}],
+            ("table7", "egnet"): [{"name": "egnet", "model": "egnet", "seed": 0, "config": {}}],
+            ("table7", "unet"): [{"name": "unet", "model": "unet", "seed": 0, "config": {}}]}
+    assert outdated_runs(runs) == {"dss": 1, "egnet": 1}  # U-Net has no newer revision
+    (note,) = outdated_notes(runs, "cpu")
+    assert "dss (seeds 1, 2; the other seeds are current), egnet were trained" in note
+    assert "He init" in note
+    fresh = {("table7", "dss"): runs[("table7", "dss")][:1]}
+    assert outdated_notes(fresh, "cpu") == []

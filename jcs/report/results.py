@@ -369,30 +369,47 @@ REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: with PyTor
 
 
 def outdated_runs(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, int]:
-    """``{run name: revision it was trained with}`` for the runs whose model has a newer revision
-    in :data:`jcs.engine.train.MODEL_REVISIONS` than their results file records (1 when absent)."""
+    """``{run name: oldest revision it was trained with}`` for the runs with at least one seed
+    trained with an older revision of their model's code than
+    :data:`jcs.engine.train.MODEL_REVISIONS` (the results file records it; 1 when absent)."""
+    return {name: min(rev for _, rev in seeds) for name, seeds in _outdated_seeds(runs).items()}
+
+
+def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tuple[int, int]]]:
+    """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision."""
     from jcs.engine.train import MODEL_REVISIONS
 
-    out: Dict[str, int] = {}
+    out: Dict[str, List[Tuple[int, int]]] = {}
     for key, results in runs.items():
         for result in results:
             model = result.get("model") or (key[-1] if isinstance(key, tuple) else key)
             have = (result.get("config") or {}).get("model_revision", 1)
             if MODEL_REVISIONS.get(model, 1) > have:
-                out[result.get("name", model)] = have
-    return out
+                out.setdefault(result.get("name", model), []).append((int(result.get("seed", 0)), have))
+    return {name: sorted(seeds) for name, seeds in out.items()}
 
 
 def outdated_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:
-    """A note naming the runs of ``runs`` trained with an older revision of their model's code,
-    what changed, and how to retrain them; ``[]`` when all are current."""
-    old = outdated_runs(runs)
-    if not old:
+    """A note naming the seeds of ``runs`` trained with an older revision of their model's code
+    (all seeds of a run, or which ones where the others are current), what changed, and how to
+    retrain them; ``[]`` when all are current."""
+    seeds = _outdated_seeds(runs)
+    if not seeds:
         return []
     from jcs.engine.train import MODEL_REVISIONS
 
-    changes = sorted({r for name in old for r in range(old[name] + 1, max(MODEL_REVISIONS.values()) + 1)
-                      if r in REVISION_CHANGES})
+    changes = sorted({r for name in seeds for _, rev in seeds[name]
+                      for r in range(rev + 1, max(MODEL_REVISIONS.values()) + 1) if r in REVISION_CHANGES})
     what = "; ".join(REVISION_CHANGES[r] for r in changes)
-    return [f"{label}: {', '.join(sorted(old))} were trained with the earlier model code ({what}); "
-            "their numbers are shown until they are retrained (`make reproduce` does it)."]
+    counts = {(r.get("name") or (k[-1] if isinstance(k, tuple) else k)): len(rs) for k, rs in runs.items()
+              for r in rs[:1]}
+
+    def which(name: str) -> str:
+        old = [s for s, _ in seeds[name]]
+        if len(old) == counts.get(name, len(old)):
+            return name
+        return f"{name} (seed{'s' if len(old) > 1 else ''} {', '.join(map(str, old))}; the other seeds are current)"
+
+    return [f"{label}: {', '.join(which(n) for n in sorted(seeds))} were trained with the earlier model "
+            f"code ({what}); their numbers are shown, in the mean ± std, until they are retrained "
+            "(`make reproduce` does it)."]
