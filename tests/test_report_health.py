@@ -9,6 +9,7 @@ import pytest
 from jcs.engine.results import load_results
 from jcs.engine.train import MODEL_REVISIONS
 from jcs.report.health import COLLAPSE_SENSITIVITY, collapse_notes, collapsed_runs
+from jcs.report.results import available_profiles
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -49,7 +50,7 @@ def _current(result) -> bool:
     return MODEL_REVISIONS.get(result.get("model"), 1) <= have
 
 
-@pytest.mark.parametrize("profile", ["cpu", "cpu-pretrained", "gpu"])
+@pytest.mark.parametrize("profile", [p for p in available_profiles(RESULTS) if p != "smoke"])
 def test_no_committed_run_of_the_current_model_code_collapsed(profile):
     results = [r for experiment in ("table5", "table6", "table7")
                for r in load_results(RESULTS, profile, experiment) if _current(r)]
