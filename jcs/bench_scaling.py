@@ -188,13 +188,12 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
     ``segmenter``: an int8 program of ``jcs quantize`` (default a random-weight ``jcs-seg``).
     ``streams``: batches in flight (:mod:`jcs.streams`; None = the pipeline's default); each row
     records the ``cls_streams`` and ``seg_streams`` that ran (capped by the batches measured and
-    the row's threads: :func:`jcs.streams.effective_streams`).
+    the row's threads: :meth:`~jcs.diagnosis.DiagnosisPipeline.streams_run`).
     Raises ValueError for a thread count below 1 or a bad ``streams``."""
     from jcs.data import synthetic_ct
     from jcs.diagnosis import DiagnosisPipeline
     from jcs.engine.provenance import device_info
     from jcs.inference import bf16_supported
-    from jcs.streams import effective_streams
 
     device = torch.device("cpu")
     sizes = QUICK if quick else FULL
@@ -231,10 +230,8 @@ def measure_scaling(threads: Optional[Sequence[int]] = None, *, quick: bool = Fa
                 "cls_slices_per_s": len(cls_gray) / cls["seconds"],
                 "seg_slices_per_s": len(seg_indices) / seg["seconds"],
                 # the streams that ran: capped by the batches of the measurement and the threads
-                "cls_streams": effective_streams(pipeline.streams("classifier"),
-                                                 -(-len(cls_gray) // sizes["batch_size"])),
-                "seg_streams": effective_streams(pipeline.streams("segmenter"),
-                                                 -(-len(seg_indices) // pipeline.seg_batch_size)),
+                "cls_streams": pipeline.streams_run("classifier", len(cls_gray)),
+                "seg_streams": pipeline.streams_run("segmenter", len(seg_indices)),
                 "cls_timing": cls, "seg_timing": seg}
             row["patient_seconds_projected"] = projected_patient_seconds(
                 n_slices, n_segmented, row["cls_slices_per_s"], row["seg_slices_per_s"])

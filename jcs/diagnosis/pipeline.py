@@ -132,6 +132,13 @@ class DiagnosisPipeline:
             return 1
         return resolve_streams(self.config.streams, self.device)
 
+    def streams_run(self, role: str, n_slices: int) -> int:
+        """The streams :meth:`classify` (``"classifier"``) or :meth:`segment` (``"segmenter"``)
+        really runs for ``n_slices`` slices: :meth:`streams` capped by their batches and the
+        torch threads (:func:`jcs.streams.effective_streams`)."""
+        batch = max(self.config.batch_size, 1) if role == "classifier" else self.seg_batch_size
+        return effective_streams(self.streams(role), -(-int(n_slices) // batch))
+
     def _compile(self) -> None:
         """``torch.compile`` the classifier and the (non-int8) segmenter for their batch sizes and
         compile them now, on blank slices, so that no patient pays for it."""
@@ -447,10 +454,8 @@ class DiagnosisPipeline:
             "seg_batch_size": self.seg_batch_size,
             "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             # the streams that ran (jcs.streams.effective_streams: capped by batches and threads)
-            "streams": {"classifier": effective_streams(self.streams("classifier"),
-                                                        -(-len(probs) // max(cfg.batch_size, 1))),
-                        "segmenter": effective_streams(self.streams("segmenter"),
-                                                       -(-len(masks) // self.seg_batch_size))
+            "streams": {"classifier": self.streams_run("classifier", len(probs)),
+                        "segmenter": self.streams_run("segmenter", len(masks))
                         if self.segmenter is not None and masks else None},
             "kept_freed_memory": self.kept_freed_memory,
             "top_slices": [{"index": i, "slice_id": volume.slice_ids[i], "probability": float(probs[i]),
