@@ -85,6 +85,18 @@ def _selected(step: Step, only: Optional[Sequence[str]]) -> bool:
     return bool(keys & set(only))
 
 
+def _trained_weights(profile: Profile, results_dir: PathLike, runs_dir: PathLike, experiment: str,
+                     name: str, seed: int) -> Path:
+    """The final weights of a run: its own ``model.pt``, or, for a run borrowed from another
+    profile (:mod:`jcs.engine.borrow`), the checkpoint its results file names."""
+    paths = run_paths(results_dir, runs_dir, profile.name, experiment, name, seed)
+    if not paths.model.is_file() and paths.result.is_file():
+        result = load_result(paths.result)
+        if result.get("borrowed_from") and result.get("checkpoint"):
+            return Path(result["checkpoint"])
+    return paths.model
+
+
 def _joint_parts(profile: Profile, results_dir: PathLike, runs_dir: PathLike,
                  seed: int) -> Optional[Dict[str, Path]]:
     """``{"classifier", "segmentation"}`` weights of this profile/seed, or None (with a warning)
@@ -95,10 +107,10 @@ def _joint_parts(profile: Profile, results_dir: PathLike, runs_dir: PathLike,
                       "initialise it, training it from its initial weights", stacklevel=3)
         return None
     cls = profile.classifier + ("-pixel" if profile.joint_classifier == "pixel" else "")
-    parts = {"classifier": run_paths(results_dir, runs_dir, profile.name, "classification", cls,
-                                     seed).model,
-             "segmentation": run_paths(results_dir, runs_dir, profile.name, "table5", "jcs-seg",
-                                       seed).model}
+    parts = {"classifier": _trained_weights(profile, results_dir, runs_dir, "classification", cls,
+                                            seed),
+             "segmentation": _trained_weights(profile, results_dir, runs_dir, "table5", "jcs-seg",
+                                              seed)}
     missing = [str(p) for p in parts.values() if not p.is_file()]
     if missing:
         warnings.warn(f"jcs-joint: trained parts not found ({', '.join(missing)}); training it "
@@ -230,6 +242,12 @@ def _classify_patients(model, cohort: List[Dict[str, Any]], size: int, prof: Pro
     return patients, files
 
 
+def _status(result: Dict[str, Any]) -> str:
+    if result.get("borrowed_from"):
+        return "borrowed"
+    return "skipped" if "path" in result else "done"
+
+
 def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "results",
               seeds: Sequence[int] = (0,), only: Union[str, Sequence[str], None] = None,
               skip_finished: bool = True, overrides: Optional[Dict[str, Any]] = None,
@@ -239,7 +257,9 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
     with the same configuration) are skipped when ``skip_finished``; interrupted training
     resumes from its last checkpoint. ``only``: experiment names, run names or
     ``"experiment/name"`` to restrict to. Returns one summary dict per step
-    (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped", ``seconds``).
+    (``experiment``, ``name``, ``seed``, ``path``, ``status`` "done" / "skipped" / "borrowed": the
+    same from-scratch run taken from the profile this one extends, :mod:`jcs.engine.borrow`,
+    ``seconds``).
 
     Under ``torchrun`` every rank runs this with the same arguments: the training steps run on
     all ranks (DDP, :func:`~jcs.engine.train.train`), the Table IV sweeps on rank 0 only (the
@@ -279,6 +299,6 @@ def reproduce(profile: Union[str, Profile] = "cpu", results_dir: PathLike = "res
                                init_from=init, data_root=data_root, skip_finished=skip_finished)
             path = result_path(results_dir, prof.name, step.experiment, step.name, seed)
             summary.append({"experiment": step.experiment, "name": step.name, "seed": seed,
-                            "path": str(path), "status": "skipped" if "path" in result else "done",
+                            "path": str(path), "status": _status(result),
                             "seconds": round(time.perf_counter() - tic, 1)})
     return summary

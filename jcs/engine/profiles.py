@@ -235,7 +235,9 @@ VGG16-BN start as identity and train as in ``cpu``), and the classifier
 weights expect (folded into conv1_1 for the Caffe VGG16, a fixed affine in front of
 EfficientNet). No package ships Res2Net-101 or ResNet-50 weights: ``jcs-classifier`` and the
 Res2Net of ``jcs-joint`` (seeded by the trained ``jcs-classifier``) stay from scratch, as U-Net
-(no backbone). Segmentation: the ``cpu`` recipe unchanged, so the initialisation is the only
+(no backbone); those runs of ``jcs-classifier``, ``jcs-classifier-pixel`` and U-Net are the same
+computation as in ``cpu`` and are taken from it when finished there (:mod:`jcs.engine.borrow`).
+Segmentation: the ``cpu`` recipe unchanged, so the initialisation is the only
 difference. Classifiers that start from ImageNet weights are fine-tuned (``cls_finetune``): AdamW
 lr 2e-4, decoupled weight decay 0.05, batch 32, 192², 8 epochs ÷10 after 6, best validation
 accuracy; with the ``cpu`` classifier recipe (SGD momentum 0.9, lr 0.0125) the first seed

@@ -40,6 +40,7 @@ from jcs.models.packaged import PACKAGED_FOR, packaged_provenance
 
 from . import distributed as dd
 from .batchnorm import recalibrate_batchnorm
+from .borrow import borrow_run
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
 from .evaluate import run_evaluation
@@ -217,7 +218,9 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     bars (default: env ``JCS_QUIET``). ``data_root``: folder of the datasets (default
     ``jcs.data.data_root()``). ``skip_finished``: return the existing results file
     (:func:`~jcs.engine.results.load_result`, with its ``"path"``) instead of training when it was
-    made with the same configuration."""
+    made with the same configuration, or, for a run that is the same computation in the profile
+    this one extends (:func:`~jcs.engine.borrow.borrow_run`: ``cpu-pretrained`` takes ``cpu``'s
+    from-scratch runs), that profile's finished run, written here marked ``borrowed_from``."""
     prof = get_profile(profile, overrides)
     if prof.name in EVALUATION_ONLY:
         raise ValueError(f"profile {prof.name!r} trains nothing: it evaluates the authors' released "
@@ -253,6 +256,11 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     chash = config_hash(config)
     if skip_finished and dd.broadcast(ctx.is_main and finished(paths.result, config, task), ctx):
         return dd.broadcast(load_result(paths.result) if ctx.is_main else None, ctx)
+    if skip_finished and init_from is None:  # the same run, finished in the donor profile
+        borrowed = dd.broadcast(borrow_run(config, prof, task, results_dir, experiment, name,
+                                           seed) if ctx.is_main else None, ctx)
+        if borrowed is not None:
+            return borrowed
 
     # the code this process runs: taken now, not when the results are written
     code = git_state() if ctx.is_main else None

@@ -16,7 +16,7 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "training_profile", "load_runs", "load_selected", "seed_stats", "hardware_label",
            "provenance_table", "run_label", "training_minutes", "initialisation_of", "authors_notes",
            "authors_missing",
-           "describe_initialisation", "initialisation_notes", "initialisation_summary",
+           "borrowed_notes", "describe_initialisation", "initialisation_notes", "initialisation_summary",
            "outdated_runs", "outdated_notes", "project_dir", "shown_path"]
 
 PathLike = Union[str, Path]
@@ -358,6 +358,30 @@ def initialisation_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> L
     """``["Initialisation, <label>: <initialisation_summary>."]``, or ``[]`` without runs."""
     summary = initialisation_summary(runs)
     return [f"Initialisation, {label}: {summary}."] if summary else []
+
+
+def borrowed_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:
+    """A note naming the runs of ``runs`` taken from another profile instead of trained again
+    (``borrowed_from`` in their results files, :mod:`jcs.engine.borrow`), per donor profile, with
+    their seeds; ``[]`` when none is borrowed."""
+    donors: Dict[str, Dict[str, List[int]]] = {}
+    for key, results in runs.items():
+        for result in results:
+            block = result.get("borrowed_from")
+            if block:
+                name = result.get("name") or (key[-1] if isinstance(key, tuple) else key)
+                donors.setdefault(block.get("profile", "?"), {}).setdefault(name, []).append(
+                    int(result.get("seed", 0)))
+    notes = []
+    for donor, names in donors.items():
+        listed = "; ".join(f"{name} (seed{'s' if len(seeds) > 1 else ''} "
+                           f"{', '.join(str(s) for s in sorted(seeds))})"
+                           for name, seeds in names.items())
+        notes.append(f"{label}: {listed} are the {donor} runs, not trained again: no packaged "
+                     f"weights fit these models, so they start from random weights in both "
+                     f"profiles with the same recipe and seeds, the same computation "
+                     f"(jcs.engine.borrow); their numbers equal the {donor} column's.")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------

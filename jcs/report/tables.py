@@ -28,8 +28,8 @@ from jcs.data.registry import SARSCOV2_BLOCKS
 
 from .health import collapse_notes
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
-                      authors_notes, available_profiles,
-                      hardware_label, initialisation_notes, initialisation_summary, load_runs, outdated_notes,
+                      authors_notes, available_profiles, borrowed_notes, hardware_label,
+                      initialisation_notes, initialisation_summary, load_runs, outdated_notes,
                       load_selected, profile_label, resolve_profile, run_label, seed_stats,
                       shown_profiles)
 
@@ -399,6 +399,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes = list(paper_notes) + differences(runs, "segmentation")
     notes += initialisation_notes(runs, f"profile {profile}")
     notes += outdated_notes(runs, f"profile {profile}")
+    notes += borrowed_notes(runs, f"profile {profile}")
     notes += collapse_notes(runs, f"profile {profile}")
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
@@ -456,6 +457,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
+        notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
@@ -860,6 +862,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
+        notes += borrowed_notes(runs, labels[p])
         per_profile[p] = differences(runs, "classification", initialisation=False)
     notes += ["The paper reports no slice-level metrics; its Table IV is patient-level."]
     notes += _merged_differences(per_profile)

@@ -1,0 +1,159 @@
+"""Runs shared between profiles (jcs.engine.borrow): cpu-pretrained takes cpu's from-scratch runs
+(U-Net, the Res2Net classifiers) instead of training them again, and only those."""
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import jcs.engine  # noqa: F401  (registers the modules read below)
+from jcs.engine.borrow import DONORS, borrow_run, shared_config
+from jcs.engine.profiles import get_profile, run_fields
+from jcs.engine.results import finished, load_result, predictions_dir, result_path
+from jcs.report.results import borrowed_notes
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = sys.modules["jcs.engine.train"]
+EXPERIMENTS = sys.modules["jcs.engine.experiments"]
+UNET = REPO / "results" / "cpu" / "table7" / "unet.json"
+
+
+class Trained(Exception):
+    """Raised where a test run would have started training."""
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise Trained()
+    monkeypatch.setattr(TRAIN, "build_splits", refuse)
+    monkeypatch.setattr(TRAIN, "_fit", refuse)
+
+
+def _copy_donor(tmp_path: Path, seeds=(0,)) -> Path:
+    results = tmp_path / "results"
+    for seed in seeds:
+        source = result_path(REPO / "results", "cpu", "table7", "unet", seed)
+        target = result_path(results, "cpu", "table7", "unet", seed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+        if predictions_dir(source).is_dir():
+            shutil.copytree(predictions_dir(source), predictions_dir(target))
+    return results
+
+
+def _config(model: str, profile: str, **changes) -> dict:
+    prof = get_profile(profile)
+    task = "segmentation" if model != "jcs-classifier" else "classification"
+    options = TRAIN.model_options(model, prof)
+    config = {"profile": run_fields(prof.to_dict(), task), "model": model, "model_options": options,
+              "name": model, "experiment": "table7", "dataset": "medseg", "seed": 0,
+              "pixel_supervised": False, "initialised": False, "precision": "fp32",
+              "channels_last": prof.channels_last, "device_type": "cpu"}
+    config.update(changes)
+    return config
+
+
+def test_only_cpu_pretrained_borrows_and_only_from_cpu():
+    assert DONORS == {"cpu-pretrained": "cpu"}
+    cp = get_profile("cpu-pretrained")
+    donor = shared_config(_config("unet", "cpu-pretrained"), cp, "segmentation")
+    assert donor is not None and donor["profile"] == run_fields(get_profile("cpu").to_dict(),
+                                                                "segmentation")
+    # a profile without a donor, a model that takes packaged weights, a joint model from parts
+    assert shared_config(_config("unet", "cpu"), get_profile("cpu"), "segmentation") is None
+    dss = _config("dss", "cpu-pretrained")
+    assert dss["model_options"].get("pretrained") == "packaged"
+    assert shared_config(dss, cp, "segmentation") is None
+    assert shared_config(_config("unet", "cpu-pretrained", initialised=True), cp,
+                         "segmentation") is None
+
+
+def test_a_recipe_change_is_not_the_same_run():
+    cp = get_profile("cpu-pretrained", {"seg.epochs": 3})
+    assert shared_config(_config("unet", "cpu-pretrained") | {
+        "profile": run_fields(cp.to_dict(), "segmentation")}, cp, "segmentation") is None
+
+
+@pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
+def test_reproduce_borrows_the_committed_cpu_unet_instead_of_training(tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    results = _copy_donor(tmp_path, seeds=(0,))
+    summary = EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
+                                    only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    assert [s["status"] for s in summary] == ["borrowed"]
+    donor_file = result_path(results, "cpu", "table7", "unet")
+    target = result_path(results, "cpu-pretrained", "table7", "unet")
+    donor, got = load_result(donor_file), load_result(target)
+    block = got["borrowed_from"]
+    assert block["profile"] == "cpu" and block["result"] == "cpu/table7/unet.json"
+    assert block["sha256"] == hashlib.sha256(donor_file.read_bytes()).hexdigest()
+    assert "name, pretrained" in block["reason"]
+    # the run that happened, unchanged; only the profile and its config are this profile's
+    for key in ("metrics", "per_image", "timing", "environment", "checkpoint", "loss", "data"):
+        assert got[key] == donor[key], key
+    assert got["profile"] == "cpu-pretrained"
+    assert got["config"]["profile"]["name"] == "cpu-pretrained"
+    assert got["config"]["precision"] == donor["config"]["precision"]  # as it ran
+    assert finished(target, got["config"], "segmentation")
+    copied = sorted(p.name for p in predictions_dir(target).iterdir())
+    assert copied and copied == sorted(p.name for p in predictions_dir(donor_file).iterdir())
+    assert got["predictions"] == predictions_dir(target).as_posix()
+    # a second reproduce trains nothing and leaves the same file
+    before = target.read_bytes()
+    EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
+                          only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    assert target.read_bytes() == before
+
+
+@pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
+def test_a_donor_run_of_other_data_is_trained_again_not_borrowed(tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    results = _copy_donor(tmp_path)
+    donor_file = result_path(results, "cpu", "table7", "unet")
+    data = json.loads(donor_file.read_text())
+    data["config"]["dataset"] = "covid-semiseg"
+    donor_file.write_text(json.dumps(data))
+    with pytest.raises(Trained):
+        TRAIN.train("unet", profile="cpu-pretrained", results_dir=results,
+                    runs_dir=tmp_path / "runs", experiment="table7", seed=0, skip_finished=True,
+                    quiet=True)
+    assert not result_path(results, "cpu-pretrained", "table7", "unet").exists()
+    # without skip_finished (--force) nothing is borrowed either: the user asked for a run
+    results2 = _copy_donor(tmp_path / "b")
+    with pytest.raises(Trained):
+        TRAIN.train("unet", profile="cpu-pretrained", results_dir=results2,
+                    runs_dir=tmp_path / "runs", experiment="table7", seed=0, quiet=True)
+    assert borrow_run(_config("unet", "cpu-pretrained", seed=1), get_profile("cpu-pretrained"),
+                      "segmentation", results2, "table7", "unet", 1) is None  # no donor file
+
+
+def test_joint_parts_use_the_checkpoint_a_borrowed_classifier_names(tmp_path):
+    prof = get_profile("cpu-pretrained")
+    result = result_path(tmp_path / "results", prof.name, "classification", "jcs-classifier", 0)
+    result.parent.mkdir(parents=True)
+    record = json.loads(UNET.read_text()) if UNET.is_file() else {}
+    record.update(schema="jcs-result", schema_version=1, checkpoint="runs/cpu/x/model.pt",
+                  borrowed_from={"profile": "cpu"})
+    for key in ("kind", "profile", "experiment", "name", "seed", "config", "config_hash",
+                "metrics", "data", "timing", "memory", "environment", "model", "task",
+                "per_image", "loss", "predictions", "init_from"):
+        record.setdefault(key, None)
+    result.write_text(json.dumps(record))
+    got = EXPERIMENTS._trained_weights(prof, tmp_path / "results", tmp_path / "runs",
+                                       "classification", "jcs-classifier", 0)
+    assert got == Path("runs/cpu/x/model.pt")
+    own = EXPERIMENTS._trained_weights(prof, tmp_path / "results", tmp_path / "runs", "table5",
+                                       "jcs-seg", 0)
+    assert own == tmp_path / "runs" / prof.name / "table5" / "jcs-seg" / "seed0" / "model.pt"
+
+
+def test_borrowed_notes_name_runs_and_seeds():
+    runs = {("table7", "unet"): [{"name": "unet", "seed": s, "borrowed_from": {"profile": "cpu"}}
+                                 for s in (0, 2)],
+            ("table7", "dss"): [{"name": "dss", "seed": 0}]}
+    (note,) = borrowed_notes(runs, "packaged init (cpu-pretrained)")
+    assert note.startswith("packaged init (cpu-pretrained): unet (seeds 0, 2) are the cpu runs")
+    assert "dss" not in note
+    assert borrowed_notes({("table7", "dss"): [{"name": "dss", "seed": 0}]}, "x") == []
