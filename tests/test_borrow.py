@@ -157,3 +157,24 @@ def test_borrowed_notes_name_runs_and_seeds():
     assert note.startswith("packaged init (cpu-pretrained): unet (seeds 0, 2) are the cpu runs")
     assert "dss" not in note
     assert borrowed_notes({("table7", "dss"): [{"name": "dss", "seed": 0}]}, "x") == []
+
+
+@pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
+def test_pretraining_gap_does_not_compare_a_borrowed_run_with_itself(tmp_path, monkeypatch):
+    import math
+
+    from jcs.report import pretraining_gap
+
+    _no_training(monkeypatch)
+    results = _copy_donor(tmp_path, seeds=(0, 1))
+    EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0, 1],
+                          only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    gap = pretraining_gap(results)
+    rows = [key for key in gap.index if key[2] == "Dice" and "U-Net" in key[1]]
+    assert rows, list(gap.index)
+    row = gap.loc[rows[0]]
+    scratch, pretrained = [c for c in gap.columns if c.startswith("ours") and "std" not in c]
+    assert row[scratch] == row[pretrained]  # the same runs
+    assert math.isnan(row["gap closed"])
+    assert any("unet (seeds 0, 1) are the cpu runs" in n and n.endswith("gap closed is n/a.")
+               for n in gap.attrs["notes"])

@@ -1326,11 +1326,12 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
                                + [("table4", n) for _, a, b in _GAP_CLASSIFIERS for n in (a, b)],
                                seeds) for p in (scratch, pretrained)}
 
-    def add(key: Tuple[str, str, str], paper_value: float, a: Sequence[Any], b: Sequence[Any]):
+    def add(key: Tuple[str, str, str], paper_value: float, a: Sequence[Any], b: Sequence[Any],
+            same_runs: bool = False):
         (ma, sa, _), (mb, sb, _) = seed_stats(a), seed_stats(b)
         records.append({"paper": paper_value, labels[scratch]: ma, f"{labels[scratch]} std": sa,
                         labels[pretrained]: mb, f"{labels[pretrained]} std": sb,
-                        "gap closed": gap_closed(paper_value, ma, mb)})
+                        "gap closed": None if same_runs else gap_closed(paper_value, ma, mb)})
         index.append(key)
 
     for metric, paper_key, key in (("Dice", "dice", "dice"), ("IoU", "iou", "iou"),
@@ -1338,7 +1339,9 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
         for table, label, spec, paper_row in seg_specs:
             values = [[r.get("metrics", {}).get(key) for r in loaded[p].get(spec, [])]
                       for p in (scratch, pretrained)]
-            add((table, label, metric), paper_row[paper_key], *values)
+            borrowed = loaded[pretrained].get(spec, [])  # the same runs: nothing to compare
+            add((table, label, metric), paper_row[paper_key], *values,
+                same_runs=bool(borrowed) and all(r.get("borrowed_from") for r in borrowed))
     rec = paper.TABLE4.lookup("threshold", GAP_THRESHOLD)
     for metric, key in (("Sensitivity", "sensitivity"), ("Specificity", "specificity")):
         for label, run_a, run_b in _GAP_CLASSIFIERS:
@@ -1356,6 +1359,8 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
             notes.append(f"{labels[p]}: {run_label(p, runs)}"
                          + (f"; initialisation: {initialisation_summary(trained)}" if trained
                             else "") + ".")
+            shared = borrowed_notes(trained, labels[p])
+            notes += [f"{n[:-1]}: their gap closed is n/a." for n in shared]
         lacking = sorted({f"{e}/{n}" for e, n in [spec for _, _, spec, _ in seg_specs]
                           + [("table4", n) for _, a, b in _GAP_CLASSIFIERS
                              for n in ((a,) if p == scratch else (b,))]
@@ -1364,8 +1369,8 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
             notes.append(f"{labels[p]}: no results yet for {', '.join(lacking)}: those rows "
                          "have —, and their gap closed is n/a.")
     notes += [
-        "n/a: a profile lacks the run, or the from-scratch number already reaches the paper's "
-        "(no gap to close).",
+        "n/a: a profile lacks the run, both columns hold the same runs, or the from-scratch "
+        "number already reaches the paper's (no gap to close).",
         "E-measure: the mean over thresholds (the paper does not say which variant it reports).",
         f"Table IV rows: the from-scratch Res2Net-101 of {scratch} against the ImageNet "
         f"EfficientNet-Lite2 of {pretrained} (a named deviation: nothing ships Res2Net-101 "
