@@ -8,7 +8,8 @@ import pytest
 
 from jcs.engine.results import load_results
 from jcs.engine.train import MODEL_REVISIONS
-from jcs.report.health import COLLAPSE_SENSITIVITY, collapse_notes, collapsed_runs
+from jcs.report.health import (COLLAPSE_SENSITIVITY, WEAK_DICE, collapse_notes, collapsed_runs,
+                               weak_notes, weak_runs)
 from jcs.report.results import available_profiles
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -43,6 +44,21 @@ def test_collapse_notes_say_none_collapsed_and_skip_classifiers():
     assert "no seed of any model collapsed" in note and "3 runs" in note
     assert collapse_notes({"cls": runs["cls"]}, "gpu") == []
     assert collapse_notes({"x": [{"name": "x", "seed": 0, "metrics": {}}]}, "gpu") == []
+
+
+def test_weak_runs_are_below_the_dice_floor_but_not_collapsed():
+    runs = {("table7", "dss"): [_seg("dss", 0, 0.32, 0.389), _seg("dss", 1, 0.001, 0.002),
+                                _seg("dss", 2, 0.40, 0.452)],
+            ("table7", "unet"): [_seg("unet", 0, 0.70, WEAK_DICE)],  # on the floor: fine
+            "cls": [_seg("cls", 0, 0.1, 0.1, task="classification")]}
+    assert weak_runs(runs) == {"dss": [(0, 0.389), (2, 0.452)]}  # seed 1 collapsed instead
+    (note,) = weak_notes(runs, "profile cpu")
+    assert note.startswith("profile cpu: below Dice 50% at 0.5 without collapsing: "
+                           "dss seeds 0 (38.9%), 2 (45.2%).")
+    healthy = {"unet": [_seg("unet", s, 0.7, 0.69) for s in range(2)]}
+    (note,) = weak_notes(healthy, "gpu")
+    assert note == "gpu: every seed of every model reaches Dice 50% at 0.5 (2 runs)."
+    assert weak_notes({"cls": runs["cls"]}, "gpu") == []
 
 
 def _current(result) -> bool:

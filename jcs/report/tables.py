@@ -26,7 +26,7 @@ import pandas as pd
 from jcs import paper
 from jcs.data.registry import SARSCOV2_BLOCKS
 
-from .health import collapse_notes
+from .health import collapse_notes, weak_notes
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
@@ -401,6 +401,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes += outdated_notes(runs, f"profile {profile}")
     notes += borrowed_notes(runs, f"profile {profile}")
     notes += collapse_notes(runs, f"profile {profile}")
+    notes += weak_notes(runs, f"profile {profile}")
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
@@ -459,6 +460,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes += outdated_notes(runs, labels[p])
         notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
+        notes += weak_notes(runs, labels[p])
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:
@@ -608,6 +610,7 @@ def profiles_table(results_dir: PathLike = "results",
                          + (f"; no results for {', '.join(missing)} (—: the authors released "
                             "no such model, or its file was not given)" if missing else "") + ".")
             notes += collapse_notes(found_runs, profile)
+            notes += weak_notes(found_runs, profile)
             continue
         recipe = _recipe(first, "seg")
         iters = sorted({r.get("loss", {}).get("iterations") for rs in found_runs.values()
@@ -619,7 +622,9 @@ def profiles_table(results_dir: PathLike = "results",
                      + f"; {profile_label(profile)}: {initialisation_summary(found_runs)}"
                      + (f"; no results yet for {', '.join(missing)} (—)" if missing else "")
                      + ".")
+        notes += borrowed_notes(found_runs, profile)
         notes += collapse_notes(found_runs, profile)
+        notes += weak_notes(found_runs, profile)
     others = [p for p in available_profiles(results_dir) if p not in profiles and p != "smoke"]
     if others:
         notes.append(f"Not shown, no segmentation results yet: {', '.join(others)} (see the "
