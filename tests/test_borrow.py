@@ -178,3 +178,18 @@ def test_pretraining_gap_does_not_compare_a_borrowed_run_with_itself(tmp_path, m
     assert math.isnan(row["gap closed"])
     assert any("unet (seeds 0, 1) are the cpu runs" in n and n.endswith("gap closed is n/a.")
                for n in gap.attrs["notes"])
+
+
+@pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
+def test_saved_activation_maps_travel_with_a_borrowed_run(tmp_path):
+    results = _copy_donor(tmp_path)
+    donor = result_path(results, "cpu", "table7", "unet")
+    cams = donor.with_name("unet_cams")
+    cams.mkdir()
+    (cams / "a.png").write_bytes(b"png")
+    config = load_result(donor)["config"]
+    config["profile"] = run_fields(get_profile("cpu-pretrained").to_dict(), "segmentation")
+    got = borrow_run(config, get_profile("cpu-pretrained"), "segmentation", results, "table7",
+                     "unet", 0)
+    assert got is not None
+    assert (Path(got["path"]).with_name("unet_cams") / "a.png").read_bytes() == b"png"

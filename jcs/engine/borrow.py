@@ -20,7 +20,8 @@ A run is shared only when all of these hold (:func:`shared_config`):
 
 The borrowed file keeps the donor's metrics, timing, environment and checkpoint (the run that
 happened) and takes this profile's ``profile``, ``config`` and ``config_hash``; ``borrowed_from``
-names the donor profile, file (relative to the results folder), its sha256 and the reason.
+names the donor profile, file (relative to the results folder), its sha256 and the reason. The
+donor's PNG previews and saved Fig. 9 maps (``<stem>_predictions/``, ``<stem>_cams/``) are copied.
 """
 from __future__ import annotations
 
@@ -109,12 +110,17 @@ def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
                    f"differ only in {', '.join(differing)}, fields that do not act on a run from "
                    f"random weights"),
     }
-    previews = predictions_dir(source)
-    if result.get("predictions") and previews.is_dir():
-        copy = predictions_dir(target)
-        if copy.exists():
-            shutil.rmtree(copy)
-        shutil.copytree(previews, copy)
-        result["predictions"] = copy.as_posix()
+    if result.get("predictions") and predictions_dir(source).is_dir():
+        result["predictions"] = _copy_folder(predictions_dir(source), predictions_dir(target))
+    cams = source.with_name(f"{source.stem}_cams")  # Fig. 9 maps, jcs.report.export_activation_maps
+    if cams.is_dir():
+        _copy_folder(cams, target.with_name(f"{target.stem}_cams"))
     write_result(target, result)
     return load_result(target)
+
+
+def _copy_folder(source: Path, target: Path) -> str:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    return target.as_posix()
