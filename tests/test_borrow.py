@@ -100,11 +100,22 @@ def test_reproduce_borrows_the_committed_cpu_unet_instead_of_training(tmp_path, 
     copied = sorted(p.name for p in predictions_dir(target).iterdir())
     assert copied and copied == sorted(p.name for p in predictions_dir(donor_file).iterdir())
     assert got["predictions"] == predictions_dir(target).as_posix()
-    # a second reproduce trains nothing and leaves the same file
+    # a second reproduce trains nothing, borrows nothing and leaves the same file
     before = target.read_bytes()
-    EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
-                          only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    again = EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
+                                  only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    assert [s["status"] for s in again] == ["skipped"]
     assert target.read_bytes() == before
+    # the donor retrained with the same configuration (--force): borrowed again, not kept stale
+    data = json.loads(donor_file.read_text())
+    data["metrics"]["dice"] = 0.123
+    donor_file.write_text(json.dumps(data))
+    third = EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
+                                  only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    assert [s["status"] for s in third] == ["borrowed"]
+    got = load_result(target)
+    assert got["metrics"]["dice"] == 0.123
+    assert got["borrowed_from"]["sha256"] == hashlib.sha256(donor_file.read_bytes()).hexdigest()
 
 
 @pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
@@ -176,6 +187,9 @@ def test_pretraining_gap_does_not_compare_a_borrowed_run_with_itself(tmp_path, m
     scratch, pretrained = [c for c in gap.columns if c.startswith("ours") and "std" not in c]
     assert row[scratch] == row[pretrained]  # the same runs
     assert math.isnan(row["gap closed"])
+    own = sum(1 for key in gap.index if "U-Net" not in key[1]
+              and gap.loc[key][[scratch, pretrained]].notna().all())
+    assert gap.attrs["compared"] == own  # the U-Net rows compare nothing
     assert any("unet (seeds 0, 1) are the cpu runs" in n and n.endswith("gap closed is n/a.")
                for n in gap.attrs["notes"])
 
@@ -193,3 +207,58 @@ def test_saved_activation_maps_travel_with_a_borrowed_run(tmp_path):
                      "unet", 0)
     assert got is not None
     assert (Path(got["path"]).with_name("unet_cams") / "a.png").read_bytes() == b"png"
+
+
+def test_a_classifier_is_borrowed_only_with_its_weights(tmp_path):
+    """Table IV and jcs-joint load a borrowed classifier's weights: without them it is trained."""
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    cp = get_profile("cpu-pretrained")
+    task = "classification"
+    config = _config("jcs-classifier", "cpu-pretrained", experiment="classification",
+                     dataset="ucsd-covid-ct+sarscov2-ct", name="jcs-classifier")
+    config["profile"] = run_fields(cp.to_dict(), task)
+    donor_config = shared_config(config, cp, task)
+    assert donor_config is not None  # cls_finetune differs but acts only on fine-tuned runs
+    source = result_path(results, "cpu", "classification", "jcs-classifier")
+    source.parent.mkdir(parents=True)
+    record = {k: None for k in ("kind", "experiment", "data", "timing", "memory", "environment",
+                                "task", "per_image", "loss", "predictions", "init_from")}
+    record.update(schema="jcs-result", schema_version=1, profile="cpu", name="jcs-classifier",
+                  model="jcs-classifier", seed=0, config=donor_config, config_hash="x",
+                  metrics={"roc_auc": 0.6}, checkpoint="elsewhere/model.pt")
+    source.write_text(json.dumps(record))
+    args = (config, cp, task, results, "classification", "jcs-classifier", 0, runs)
+    assert borrow_run(*args) is None  # no weights under runs/cpu/...
+    weights = runs / "cpu" / "classification" / "jcs-classifier" / "seed0" / "model.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"w")
+    got = borrow_run(*args)
+    assert got["borrowed_now"] and got["checkpoint"] == weights.as_posix()
+    assert "cls_finetune" in got["borrowed_from"]["reason"]
+    assert EXPERIMENTS._trained_weights(cp, results, runs, "classification", "jcs-classifier",
+                                        0) == weights
+
+
+def test_weak_notes_do_not_contradict_a_collapsed_seed():
+    from jcs.report.health import weak_notes
+    runs = {"dss": [{"name": "dss", "seed": 0, "metrics": {"sensitivity": 0.7, "dice": 0.6}},
+                    {"name": "dss", "seed": 1, "metrics": {"sensitivity": 0.001, "dice": 0.002}}]}
+    (note,) = weak_notes(runs, "cpu")
+    assert note == "cpu: every seed that did not collapse reaches Dice 50% at 0.5 (1 of 2 runs)."
+
+
+@pytest.mark.skipif(not UNET.is_file(), reason="committed cpu U-Net results not present")
+def test_borrowed_runs_count_once_and_do_not_pick_a_profile(tmp_path, monkeypatch):
+    from jcs.report.results import provenance_table, resolve_profile, training_minutes
+
+    _no_training(monkeypatch)
+    results = _copy_donor(tmp_path, seeds=(0,))
+    EXPERIMENTS.reproduce("cpu-pretrained", results_dir=results, seeds=[0],
+                          only=["table7/unet"], runs_dir=tmp_path / "runs", quiet=True)
+    assert training_minutes(results, "cpu-pretrained", ["table7"]) == 0
+    assert training_minutes(results, "cpu", ["table7"]) > 0
+    # cpu-pretrained ranks before cpu, but holds only cpu's numbers here
+    assert resolve_profile(results, "auto", ["table7"]) == "cpu"
+    table = provenance_table(results, "cpu-pretrained", "table7")
+    assert list(table["borrowed from"]) == ["cpu/table7/unet.json"]
+    assert "borrowed from" not in provenance_table(results, "cpu", "table7")

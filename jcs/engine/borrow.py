@@ -16,12 +16,16 @@ A run is shared only when all of these hold (:func:`shared_config`):
 4. the donor's results file is finished with exactly that configuration
    (:func:`~jcs.engine.results.finished`), apart from what the machine resolved
    (:data:`MACHINE_FIELDS`: bf16 or fp32), which the borrowed file keeps from the donor: a donor
-   run of older code, data or model revision is not borrowed.
+   run of another model revision, dataset, recipe or seed is not borrowed;
+5. for a classifier, the donor's weights are in ``runs_dir`` (Table IV and ``jcs-joint`` load
+   them).
 
-The borrowed file keeps the donor's metrics, timing, environment and checkpoint (the run that
-happened) and takes this profile's ``profile``, ``config`` and ``config_hash``; ``borrowed_from``
-names the donor profile, file (relative to the results folder), its sha256 and the reason. The
-donor's PNG previews and saved Fig. 9 maps (``<stem>_predictions/``, ``<stem>_cams/``) are copied.
+The borrowed file keeps the donor's metrics, timing and environment (the run that happened),
+points ``checkpoint`` at the donor's weights, and takes this profile's ``profile``, ``config``
+and ``config_hash``; ``borrowed_from`` names the donor profile, file (relative to the results
+folder), its sha256 and the reason. The donor's PNG previews and saved Fig. 9 maps
+(``<stem>_predictions/``, ``<stem>_cams/``) are copied. A borrowed file stands only while the
+donor file keeps that sha256 (:func:`borrowed_is_current`): a retrained donor is borrowed again.
 """
 from __future__ import annotations
 
@@ -75,12 +79,44 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _side_folders(path: Path) -> Dict[str, Path]:
+    """The folders beside a results file that belong to it: PNG previews and saved Fig. 9 maps
+    (``jcs.report.export_activation_maps``)."""
+    return {"predictions": predictions_dir(path), "cams": path.with_name(f"{path.stem}_cams")}
+
+
+def borrowed_is_current(path: PathLike, config: Mapping[str, Any], task: str,
+                        results_dir: PathLike) -> bool:
+    """True when ``path`` holds a borrowed result that still stands for ``config``: the same
+    configuration apart from :data:`MACHINE_FIELDS` (kept from the donor run), and the donor file
+    it names unchanged (its sha256). False for a missing file or one that is not borrowed."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        stored = load_result(path)
+    except ValueError:
+        return False
+    block = stored.get("borrowed_from")
+    if not block:
+        return False
+    donor_file = Path(results_dir) / block.get("result", "")
+    if not donor_file.is_file() or _sha256(donor_file) != block.get("sha256"):
+        return False
+    ran = {k: (stored.get("config") or {}).get(k) for k in MACHINE_FIELDS}
+    return finished(path, {**config, **ran}, task)
+
+
 def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
-               results_dir: PathLike, experiment: str, name: str,
-               seed: int) -> Optional[Dict[str, Any]]:
+               results_dir: PathLike, experiment: str, name: str, seed: int,
+               runs_dir: PathLike = "runs") -> Optional[Dict[str, Any]]:
     """Write the donor's finished run of the same computation as this profile's results file
-    (its PNG previews copied beside it) and return it as written, with ``"path"``; None when the
-    run is not shared or the donor has no current result (rule 4), so the caller trains it."""
+    (its PNG previews and saved maps copied beside it) and return it as written, with ``"path"``
+    and ``"borrowed_now": True`` (not in the file); None when the run is not shared, the donor
+    has no current result (rule 4), or a classifier donor's weights are not in ``runs_dir``
+    (Table IV and ``jcs-joint`` need them), so the caller trains it."""
+    if config.get("dataset") == "custom":
+        return None
     donor_config = shared_config(config, profile, task)
     if donor_config is None:
         return None
@@ -95,6 +131,9 @@ def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
     donor_config.update(ran)
     if not finished(source, donor_config, task):
         return None
+    weights = Path(runs_dir) / donor / experiment / name / f"seed{seed}" / "model.pt"
+    if task == "classification" and not weights.is_file():
+        return None
     result = load_result(source)
     result.pop("path", None)
     target = result_path(results_dir, profile.name, experiment, name, seed)
@@ -102,25 +141,24 @@ def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
                        if donor_config["profile"].get(k) != config["profile"].get(k))
     own = {**config, **ran}
     result.update(profile=profile.name, config=own, config_hash=config_hash(own))
+    if weights.is_file():
+        result["checkpoint"] = weights.as_posix()
     result["borrowed_from"] = {
         "profile": donor, "result": source.relative_to(results_dir).as_posix(),
         "sha256": _sha256(source),
         "reason": (f"the same computation: {result.get('model', name)} starts from random "
-                   f"weights in both profiles (no packaged weights fit it), and the profiles "
-                   f"differ only in {', '.join(differing)}, fields that do not act on a run from "
-                   f"random weights"),
+                   f"weights in both profiles, and the profiles differ only in "
+                   f"{', '.join(differing)}, fields that do not act on a run from random weights"),
     }
-    if result.get("predictions") and predictions_dir(source).is_dir():
-        result["predictions"] = _copy_folder(predictions_dir(source), predictions_dir(target))
-    cams = source.with_name(f"{source.stem}_cams")  # Fig. 9 maps, jcs.report.export_activation_maps
-    if cams.is_dir():
-        _copy_folder(cams, target.with_name(f"{target.stem}_cams"))
+    for kind, folder in _side_folders(source).items():
+        copy = _side_folders(target)[kind]
+        if copy.exists():
+            shutil.rmtree(copy)
+        if folder.is_dir():
+            shutil.copytree(folder, copy)
+            if kind == "predictions":
+                result["predictions"] = copy.as_posix()
+        elif kind == "predictions":
+            result["predictions"] = None
     write_result(target, result)
-    return load_result(target)
-
-
-def _copy_folder(source: Path, target: Path) -> str:
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    return target.as_posix()
+    return {**load_result(target), "borrowed_now": True}

@@ -243,7 +243,7 @@ def _classify_patients(model, cohort: List[Dict[str, Any]], size: int, prof: Pro
 
 
 def _status(result: Dict[str, Any]) -> str:
-    if result.get("borrowed_from"):
+    if result.get("borrowed_now"):
         return "borrowed"
     return "skipped" if "path" in result else "done"
 

@@ -40,7 +40,7 @@ from jcs.models.packaged import PACKAGED_FOR, packaged_provenance
 
 from . import distributed as dd
 from .batchnorm import recalibrate_batchnorm
-from .borrow import borrow_run
+from .borrow import borrow_run, borrowed_is_current
 from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_data, fixed_names,
                        item_names, task_of)
 from .evaluate import run_evaluation
@@ -198,6 +198,20 @@ class _Session:
         return self.iters_per_epoch * self.recipe.epochs
 
 
+def _is_finished(path: Path, config: Dict[str, Any], task: str, results_dir: PathLike) -> bool:
+    """A results file that stands for ``config``: a run of its own (:func:`finished`), or one
+    borrowed from another profile whose donor file is unchanged (:func:`borrowed_is_current`)."""
+    if not path.is_file():
+        return False
+    try:
+        borrowed = bool(load_result(path).get("borrowed_from"))
+    except ValueError:
+        return False
+    if borrowed:
+        return borrowed_is_current(path, config, task, results_dir)
+    return finished(path, config, task)
+
+
 def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = None,
           profile: Union[str, Profile] = "smoke", overrides: Optional[Mapping[str, Any]] = None,
           results_dir: PathLike = "results", runs_dir: PathLike = "runs",
@@ -254,11 +268,12 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     if ctx.distributed:  # per-process BN statistics and Dice: the process count changes a run
         config["world_size"] = ctx.world_size
     chash = config_hash(config)
-    if skip_finished and dd.broadcast(ctx.is_main and finished(paths.result, config, task), ctx):
+    if skip_finished and dd.broadcast(ctx.is_main and _is_finished(paths.result, config, task,
+                                                                    results_dir), ctx):
         return dd.broadcast(load_result(paths.result) if ctx.is_main else None, ctx)
     if skip_finished and init_from is None:  # the same run, finished in the donor profile
         borrowed = dd.broadcast(borrow_run(config, prof, task, results_dir, experiment, name,
-                                           seed) if ctx.is_main else None, ctx)
+                                           seed, runs_dir) if ctx.is_main else None, ctx)
         if borrowed is not None:
             return borrowed
 
@@ -327,8 +342,10 @@ def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, i
     else:
         _recalibrate(session)
     _save_model(paths.model, model, options, task, recipe, chash)
-    if paths.predictions.exists():
-        shutil.rmtree(paths.predictions)
+    cams = paths.result.with_name(f"{paths.result.stem}_cams")  # maps of an earlier run's weights
+    for old in (paths.predictions, cams):
+        if old.exists():
+            shutil.rmtree(old)
     evaluation = run_evaluation(
         model, splits.test, task, device=device, precision=precision,
         channels_last=channels_last, batch_size=prof.eval_batch_size,

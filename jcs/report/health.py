@@ -99,6 +99,10 @@ def weak_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str,
         return []
     weak = weak_runs(runs, min_dice)
     if not weak:
+        collapsed = sum(len(seeds) for seeds in collapsed_runs(runs).values())
+        if collapsed:
+            return [f"{label}: every seed that did not collapse reaches Dice {min_dice:.0%} at 0.5 "
+                    f"({len(seg) - collapsed} of {len(seg)} runs)."]
         return [f"{label}: every seed of every model reaches Dice {min_dice:.0%} at 0.5 "
                 f"({len(seg)} runs)."]
     parts = [f"{name} seed{'s' if len(seeds) > 1 else ''} "

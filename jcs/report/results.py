@@ -2,6 +2,8 @@
 every seed of a run, mean ± std over seeds, and a label of the hardware that produced them."""
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -90,7 +92,8 @@ def training_profile(profile: str = "auto") -> str:
 def resolve_profile(results_dir: PathLike, profile: str = "auto",
                     experiments: Optional[Iterable[str]] = None) -> str:
     """``profile`` itself, or for ``"auto"`` the best profile present (paper > gpu > cpu >
-    smoke) having results for ``experiments``. Raises :class:`ResultsNotFoundError` saying how
+    smoke) having results for ``experiments``, passing over a profile whose files are all borrowed
+    from another profile. Raises :class:`ResultsNotFoundError` saying how
     to make results when there are none."""
     if profile != "auto":
         return profile
@@ -100,7 +103,25 @@ def resolve_profile(results_dir: PathLike, profile: str = "auto",
         raise ResultsNotFoundError(
             f"no results files{what} under {Path(results_dir).resolve()}: run "
             "`make reproduce PROFILE=cpu` (or the notebook with retrain=True) first")
-    return found[0]
+    own = [p for p in found if _has_own_results(results_dir, p, experiments)]
+    return (own or found)[0]
+
+
+def _has_own_results(results_dir: PathLike, profile: str,
+                     experiments: Optional[Iterable[str]]) -> bool:
+    """Whether ``profile`` has a results file (of ``experiments``) that is not borrowed from
+    another profile (:mod:`jcs.engine.borrow`): a profile holding only borrowed runs shows
+    another profile's numbers, so ``"auto"`` passes over it."""
+    base = Path(results_dir) / profile
+    patterns = [f"{e}/*.json" for e in experiments] if experiments else ["*/*.json"]
+    for pattern in patterns:
+        for path in base.glob(pattern):
+            try:
+                if "borrowed_from" not in json.loads(path.read_text(encoding="utf-8")):
+                    return True
+            except (OSError, ValueError):
+                continue
+    return False
 
 
 def _column_order(name: str) -> Tuple[int, str]:
@@ -247,10 +268,13 @@ def run_label(profile: str, runs: Dict[str, List[Dict[str, Any]]]) -> str:
 
 def training_minutes(results_dir: PathLike, profile: str, experiments: Sequence[str]) -> float:
     """Minutes it took to make the results files of ``experiments`` (training plus evaluation,
-    every run and seed), from their ``timing``."""
+    every run and seed), from their ``timing``; borrowed runs (:mod:`jcs.engine.borrow`) count
+    for the profile that trained them only."""
     seconds = 0.0
     for experiment in experiments:
         for result in load_results(results_dir, profile, experiment):
+            if result.get("borrowed_from"):  # trained once, for the profile it is borrowed from
+                continue
             timing = result.get("timing", {}) or {}
             seconds += float(timing.get("train_s") or 0) + float(timing.get("eval_s") or 0)
     return seconds / 60.0
@@ -277,7 +301,8 @@ def _minute(timestamp: Optional[str]) -> Optional[str]:
 def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd.DataFrame:
     """Where each results file of an experiment comes from: seed, device, precision, code
     version (git SHA, dirty flag), training and evaluation seconds, when it finished (UTC, to the
-    minute), data digest. The results file of a row is ``<run>.json`` for seed 0 and
+    minute), data digest, and (only where a run is borrowed, :mod:`jcs.engine.borrow`) the
+    results file it was borrowed from. The results file of a row is ``<run>.json`` for seed 0 and
     ``<run>.seed<k>.json`` for seed k (:func:`jcs.engine.results.result_path`)."""
     rows = []
     for result in load_results(results_dir, profile, experiment):
@@ -292,8 +317,12 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
             "train (s)": _round(timing.get("train_s")), "eval (s)": _round(timing.get("eval_s")),
             "finished": _minute(timing.get("finished")),
             "data digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
+            "borrowed from": (result.get("borrowed_from") or {}).get("result"),
         })
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if "borrowed from" in df and df["borrowed from"].isna().all():
+        df = df.drop(columns="borrowed from")  # the column only where a run is borrowed
+    return df
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,10 +406,10 @@ def borrowed_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[st
         listed = "; ".join(f"{name} (seed{'s' if len(seeds) > 1 else ''} "
                            f"{', '.join(str(s) for s in sorted(seeds))})"
                            for name, seeds in names.items())
-        notes.append(f"{label}: {listed} are the {donor} runs, not trained again: no packaged "
-                     f"weights fit these models, so they start from random weights in both "
-                     f"profiles with the same recipe and seeds, the same computation "
-                     f"(jcs.engine.borrow); their numbers equal the {donor} column's.")
+        notes.append(f"{label}: {listed} are the {donor} runs, not trained again: they start "
+                     f"from random weights in both profiles with the same recipe and seeds, the "
+                     f"same computation (jcs.engine.borrow); their numbers equal the {donor} "
+                     f"column's.")
     return notes
 
 

@@ -1095,6 +1095,7 @@ def _table4_notes(results_dir: PathLike, profile: str, names: Sequence[str],
     if old:
         notes.append(f"{', '.join(old)}: trained on UCSD COVID-CT only (results written before "
                      "the real-scan sample was added to the training data).")
+    notes += borrowed_notes(classifiers, f"profile {profile}, classifiers")
     return notes
 
 
@@ -1326,7 +1327,7 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
     ``pretrained`` (a different network: the paper's has no packaged weights)."""
     labels = {p: f"ours, {profile_label(p)}" for p in (scratch, pretrained)}
     seg_specs = _profile_rows()
-    records, index = [], []
+    records, index, same_rows = [], [], []
     loaded = {p: _load_quietly(results_dir, p, [spec for _, _, spec, _ in seg_specs]
                                + [("table4", n) for _, a, b in _GAP_CLASSIFIERS for n in (a, b)],
                                seeds) for p in (scratch, pretrained)}
@@ -1338,6 +1339,7 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
                         labels[pretrained]: mb, f"{labels[pretrained]} std": sb,
                         "gap closed": None if same_runs else gap_closed(paper_value, ma, mb)})
         index.append(key)
+        same_rows.append(same_runs)
 
     for metric, paper_key, key in (("Dice", "dice", "dice"), ("IoU", "iou", "iou"),
                                    ("E-measure", "emeasure", "e_mean")):
@@ -1356,6 +1358,7 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
     df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(
         index, names=["Table", "model", "metric"]))
     both = df[[labels[scratch], labels[pretrained]]].notna().all(axis=1)
+    both &= ~np.array(same_rows, dtype=bool)  # the same runs in both columns compare nothing
     notes = []
     for p in (scratch, pretrained):
         runs = loaded[p]
@@ -1364,8 +1367,9 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
             notes.append(f"{labels[p]}: {run_label(p, runs)}"
                          + (f"; initialisation: {initialisation_summary(trained)}" if trained
                             else "") + ".")
-            shared = borrowed_notes(trained, labels[p])
-            notes += [f"{n[:-1]}: their gap closed is n/a." for n in shared]
+            same = {k: rs for k, rs in trained.items()
+                    if rs and all(r.get("borrowed_from") for r in rs)}  # the rows set n/a above
+            notes += [f"{n[:-1]}: their gap closed is n/a." for n in borrowed_notes(same, labels[p])]
         lacking = sorted({f"{e}/{n}" for e, n in [spec for _, _, spec, _ in seg_specs]
                           + [("table4", n) for _, a, b in _GAP_CLASSIFIERS
                              for n in ((a,) if p == scratch else (b,))]
