@@ -23,6 +23,12 @@ COLLAPSE_SENSITIVITY = 0.05
 WEAK_DICE = 0.5
 
 
+def _measured(runs: Dict[Any, List[Dict[str, Any]]], metric: str) -> List[Dict[str, Any]]:
+    """The segmentation results of ``runs`` that hold ``metric``."""
+    return [r for rs in runs.values() for r in rs if r.get("task", "segmentation") == "segmentation"
+            and (r.get("metrics") or {}).get(metric) is not None]
+
+
 def collapsed_runs(runs: Dict[Any, List[Dict[str, Any]]],
                    min_sensitivity: float = COLLAPSE_SENSITIVITY) -> Dict[str, List[Tuple[int, float, float]]]:
     """``{run name: [(seed, sensitivity, dice), ...]}`` for the segmentation results of ``runs``
@@ -51,8 +57,7 @@ def collapse_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str,
     with their sensitivity and Dice at 0.5 (the mean ± std shown includes them), or, when there
     are segmentation results and none collapsed, that every seed marks at least
     ``min_sensitivity`` of the lesion pixels. ``[]`` without segmentation results."""
-    seg = [r for rs in runs.values() for r in rs if r.get("task", "segmentation") == "segmentation"
-           and (r.get("metrics") or {}).get("sensitivity") is not None]
+    seg = _measured(runs, "sensitivity")
     if not seg:
         return []
     bad = collapsed_runs(runs, min_sensitivity)
@@ -93,8 +98,7 @@ def weak_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str,
     """One note for the table's ``label``: the seeds that mark lesions but stay below Dice
     ``min_dice`` at 0.5, with their Dice, or, when there are segmentation results and none does,
     that every seed reaches it. ``[]`` without segmentation results."""
-    seg = [r for rs in runs.values() for r in rs if r.get("task", "segmentation") == "segmentation"
-           and (r.get("metrics") or {}).get("dice") is not None]
+    seg = _measured(runs, "dice")
     if not seg:
         return []
     weak = weak_runs(runs, min_dice)
