@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .ctmd_labels import covid_slice_labels, slice_groups
 from .errors import DataError, DatasetNotFoundError, EmptyFolderError, ShapeMismatchError
 from .readers import natural_key, read_mask, read_pair_list, read_slice, spacing_from_meta
 from .registry import SARSCOV2_BLOCKS, dataset_path
@@ -278,9 +279,11 @@ class CTMDPatients(Dataset):
 
 
 class CTMDSlices(Dataset):
-    """Slice-level classification on COVID-CT-MD: ``{"image": 3×S×S, "label": int (infection
-    flag), "name": "<patient>/<slice>", "patient": id}``. COVID/CAP patients need slice labels;
-    all slices of normal patients are 0. ``patients`` = ids (default: every usable patient)."""
+    """Slice-level classification on COVID-CT-MD: ``{"image": 3×S×S, "label": int (1 = COVID-19
+    infection, :mod:`jcs.data.ctmd_labels`), "group": str (:data:`~jcs.data.ctmd_labels.GROUPS`),
+    "name": "<patient>/<slice>", "patient": id}``. CAP slices, infected or not, are 0: the
+    classifiers separate COVID-19 from non-COVID-19. COVID/CAP patients need slice labels; all
+    slices of normal patients are 0. ``patients`` = ids (default: every usable patient)."""
 
     def __init__(self, patients: Sequence[str] | None = None, size: int = 224, augment: bool = False,
                  root: PathLike | None = None):
@@ -292,24 +295,28 @@ class CTMDSlices(Dataset):
             chosen = [table.get(pid) for pid in patients]
         samples = []
         for patient in chosen:
-            labels = patient["slice_labels"]
-            if labels is None:
-                if patient["diagnosis"] != "Normal":
-                    raise DataError(f"Patient {patient['id']} ({patient['diagnosis']}) has no slice "
-                                    "labels; choose labelled COVID-19/CAP patients or normal ones.")
-                labels = np.zeros(len(patient["slice_paths"]), dtype=np.int64)
-            samples += [(f"{patient['id']}/{path.stem}", path, int(label), patient["id"])
-                        for path, label in zip(patient["slice_paths"], labels)]
+            try:
+                groups = slice_groups(patient["diagnosis"], patient["slice_labels"],
+                                      len(patient["slice_paths"]))
+            except DataError as err:
+                raise type(err)(f"Patient {patient['id']}: {err}") from None
+            labels = covid_slice_labels(groups)
+            samples += [(f"{patient['id']}/{path.stem}", path, int(label), patient["id"], group)
+                        for path, label, group in zip(patient["slice_paths"], labels, groups)]
         self.size, self.augment, self.samples = size, augment, samples
 
     @property
     def labels(self) -> list[int]:
-        return [label for _, _, label, _ in self.samples]
+        return [sample[2] for sample in self.samples]
+
+    @property
+    def groups(self) -> list[str]:
+        return [sample[4] for sample in self.samples]
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
-        name, path, label, patient = self.samples[index]
+        name, path, label, patient, group = self.samples[index]
         return {"image": _classify(read_slice(path), self.size, self.augment), "label": label,
-                "name": name, "patient": patient}
+                "group": group, "name": name, "patient": patient}

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from jcs.data import ClassificationSlices, SegmentationSlices
-from jcs.metrics import SegmentationMetrics, classification_metrics
+from jcs.metrics import SegmentationMetrics, classification_metrics, compute_group_aucs
 from jcs.models import create_model, load_checkpoint
 from jcs.models.weights import read_checkpoint
 
@@ -35,6 +35,10 @@ def _round(value: Any, digits: int = 6) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     return value
+
+
+def _rounded_groups(groups: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    return {g: {k: _round(v) for k, v in row.items()} for g, row in groups.items()}
 
 
 def png_name(name: str) -> str:
@@ -90,10 +94,15 @@ def run_evaluation(model: nn.Module, dataset: Dataset, task: str, *, device: tor
         names = list(batch["name"])
         if task == "classification":
             probs = torch.softmax(output, dim=1)[:, 1].cpu()
-            for name, label, score in zip(names, batch["label"].tolist(), probs.tolist()):
+            batch_groups = batch.get("group", [None] * len(names))
+            for name, label, score, group in zip(names, batch["label"].tolist(), probs.tolist(),
+                                                 batch_groups):
                 labels.append(int(label))
                 scores.append(float(score))
-                per_image.append({"name": name, "label": int(label), "score": _round(score)})
+                row = {"name": name, "label": int(label), "score": _round(score)}
+                if group is not None:
+                    row["group"] = str(group)
+                per_image.append(row)
             continue
         masks = batch["mask"]
         if output.shape[-2:] != masks.shape[-2:]:
@@ -113,6 +122,9 @@ def run_evaluation(model: nn.Module, dataset: Dataset, task: str, *, device: tor
     result: Dict[str, Any] = {"task": task, "n_images": len(dataset), "per_image": per_image}
     if task == "classification":
         result["metrics"] = {k: _round(v) for k, v in classification_metrics(labels, scores).items()}
+        if per_image and all("group" in row for row in per_image):
+            result["by_group"] = _rounded_groups(
+                compute_group_aucs(labels, scores, [row["group"] for row in per_image]))
     else:
         result["metrics"] = {k: _round(v) for k, v in seg_metrics.compute().items()}
         result["curves"] = {k: [_round(x) for x in np.asarray(v).tolist()]

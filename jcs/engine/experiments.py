@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from torch.utils.data import Subset
 
 from jcs.data import data_root as default_data_root
-from jcs.metrics import classification_metrics, patient_threshold_scale, threshold_sweep
+from jcs.data.ctmd_labels import covid_slice_labels, slice_groups
+from jcs.metrics import (classification_metrics, compute_group_aucs, patient_threshold_scale,
+                         threshold_sweep)
 
 from . import distributed as dd
 from .cohort import table4_cohort, patient_slices
@@ -178,12 +180,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     scales = {pid: v["scale"] for pid, v in thresholds["per_patient"].items()}
     by_id = {p["id"]: (p["label"], [int(s >= 0.5) for s in p["slice_scores"]]) for p in patients}
     max_slices = max(p["n_slices"] for p in patients)
-    labelled = [(lab, s) for p in patients if p["slice_labels"] is not None
-                for lab, s in zip(p["slice_labels"], p["slice_scores"])]
-    labelled += [(0, s) for p in patients if p["slice_labels"] is None and p["diagnosis"] == "Normal"
-                 for s in p["slice_scores"]]
-    slice_metrics = (classification_metrics([l for l, _ in labelled], [s for _, s in labelled])
-                     if labelled else {})
+    slice_metrics = patient_slice_metrics(patients)
     sweep = threshold_sweep(by_id, thresholds["paper"], scales)
     hashed = hash_files(files, root=default_data_root() if data_root is None else data_root)
     result = {
@@ -212,6 +209,27 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
     }
     write_result(path, result)
     return result
+
+
+def patient_slice_metrics(patients: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Slice-level metrics of Table IV patients (dicts with ``diagnosis``, ``slice_labels`` (0/1
+    infection flags or None), ``slice_scores``): :func:`~jcs.metrics.classification_metrics` with
+    label 1 = COVID-19 infection (:mod:`jcs.data.ctmd_labels`: CAP slices are negatives) over the
+    patients with slice labels and every slice of the normal ones, plus ``"by_group"``
+    (:func:`~jcs.metrics.compute_group_aucs`). ``{}`` when no patient qualifies."""
+    groups: List[str] = []
+    scores: List[float] = []
+    for p in patients:
+        if p["slice_labels"] is None and p["diagnosis"] != "Normal":
+            continue
+        groups += slice_groups(p["diagnosis"], p["slice_labels"], len(p["slice_scores"]))
+        scores += list(p["slice_scores"])
+    if not groups:
+        return {}
+    labels = covid_slice_labels(groups)
+    metrics: Dict[str, Any] = dict(classification_metrics(labels, scores))
+    metrics["by_group"] = compute_group_aucs(labels, scores, groups)
+    return metrics
 
 
 def _classify_patients(model, cohort: List[Dict[str, Any]], size: int, prof: Profile,

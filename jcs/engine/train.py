@@ -400,14 +400,16 @@ def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, i
 
 def _extra_tests(model: nn.Module, splits, task: str, device: torch.device, precision: str,
                  channels_last: bool, prof: Profile, quiet: Optional[bool]) -> Dict[str, Any]:
-    """``{dataset: {"metrics", "per_image", "n_images", "eval_s"}}`` on every test set of the run:
+    """``{dataset: {"metrics", "by_group" (where the test set's items name a group, as
+    COVID-CT-MD's do), "per_image", "n_images", "eval_s"}}`` on every test set of the run:
     the main one (``splits.test_name``) again by name, then ``splits.extra_tests``."""
     out: Dict[str, Any] = {}
     for name, data in splits.extra_tests.items():
         evaluation = run_evaluation(model, data, task, device=device, precision=precision,
                                     channels_last=channels_last, batch_size=prof.eval_batch_size,
                                     quiet=quiet_default(quiet))
-        out[name] = {k: evaluation[k] for k in ("metrics", "per_image", "n_images", "eval_s")}
+        out[name] = {k: evaluation[k] for k in ("metrics", "by_group", "per_image", "n_images",
+                                                "eval_s") if k in evaluation}
     return out
 
 

@@ -3,6 +3,7 @@ MAE, E-measure, S-measure, 256-threshold curves) and slice / patient-level class
 (models_and_metrics.md §8, jcs_official.md §4.5, PAPER.md Tables III-IV)."""
 from jcs.metrics.classification import (
     classification_metrics,
+    compute_group_aucs,
     patient_positive,
     patient_threshold_scale,
     roc_auc,
@@ -29,6 +30,7 @@ __all__ = [
     "SegmentationMetrics",
     "adaptive_binarize",
     "classification_metrics",
+    "compute_group_aucs",
     "compute_curves",
     "compute_dice",
     "compute_emeasure",

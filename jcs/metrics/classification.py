@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "classification_metrics",
+    "compute_group_aucs",
     "patient_positive",
     "patient_threshold_scale",
     "roc_auc",
@@ -103,6 +104,30 @@ def classification_metrics(labels, scores, threshold: float = 0.5) -> dict[str, 
         "tn": tn,
         "fp": fp,
     }
+
+
+def compute_group_aucs(labels, scores, groups) -> dict[str, dict[str, float | int | None]]:
+    """Which negatives a classifier confuses with the positives: for every group of samples,
+    ``{"n": count, "label": 0 or 1, "mean_score": mean score, "roc_auc": AUC of all positives
+    against this group's samples}`` (None for a group of positives). ``groups``: one string per
+    sample (e.g. :data:`jcs.data.ctmd_labels.GROUPS`); a group must not mix labels (ValueError).
+    NaN AUC when there are no positives."""
+    y, s = _labels_scores(labels, scores)
+    groups = [str(g) for g in groups]
+    if len(groups) != y.size:
+        raise ValueError(f"{len(groups)} groups for {y.size} labels")
+    names = np.array(groups)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for group in dict.fromkeys(groups):
+        member = names == group
+        if len(np.unique(y[member])) != 1:
+            raise ValueError(f"group {group!r} holds both labels; groups must not mix them")
+        positive = bool(y[member][0])
+        pair = y | member
+        out[group] = {"n": int(member.sum()), "label": int(positive),
+                      "mean_score": float(s[member].mean()),
+                      "roc_auc": None if positive else roc_auc(y[pair], s[pair])}
+    return out
 
 
 REFERENCE_SLICE_MM = 1.0  # COVID-CS slice thickness 0.75-1.25 mm (PAPER.md)
