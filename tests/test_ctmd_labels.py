@@ -126,3 +126,71 @@ def test_patient_slice_metrics_treats_cap_as_negative():
     assert metrics["by_group"]["CAP infected"]["roc_auc"] == 0.0
     assert metrics["by_group"]["Normal"]["roc_auc"] == 1.0
     assert patient_slice_metrics(patients[3:]) == {}
+
+
+# --- rescoring files scored with the previous labels (jcs.engine.relabel) ------------------------
+
+def _old_classifier_result():
+    rows = [{"name": "P001/slice_000", "label": 1, "score": 0.8},   # COVID-19 infected
+            {"name": "P001/slice_001", "label": 0, "score": 0.3},   # COVID-19 clear
+            {"name": "cap001/slice_000", "label": 1, "score": 0.9},  # CAP infected: was positive
+            {"name": "normal001/slice_000", "label": 0, "score": 0.2}]
+    from jcs.metrics import classification_metrics
+    old = classification_metrics([r["label"] for r in rows], [r["score"] for r in rows])
+    return {"kind": "train", "tests": {"covid-ct-md": {"metrics": old, "per_image": rows}}}
+
+
+GROUPS_BY_NAME = {"P001/slice_000": "COVID-19 infected", "P001/slice_001": "COVID-19 clear",
+                  "cap001/slice_000": "CAP infected", "normal001/slice_000": "Normal"}
+
+
+def test_rescore_classifier_by_hand():
+    from jcs.engine.relabel import needs_relabel, rescore_classifier
+
+    result = _old_classifier_result()
+    assert needs_relabel(result)
+    old_auc = result["tests"]["covid-ct-md"]["metrics"]["roc_auc"]
+    assert old_auc == 1.0  # old positives 0.8, 0.9 both above the negatives 0.3, 0.2
+    rescore_classifier(result, GROUPS_BY_NAME)
+    test = result["tests"]["covid-ct-md"]
+    # positive 0.8 vs negatives 0.3, 0.9, 0.2: won 2 of 3
+    assert test["metrics"]["roc_auc"] == pytest.approx(2 / 3, abs=1e-6)
+    assert [r["label"] for r in test["per_image"]] == [1, 0, 0, 0]
+    assert test["by_group"]["CAP infected"]["roc_auc"] == 0.0
+    record = result["relabelled"]
+    assert record["previous_metrics"]["roc_auc"] == old_auc and record["to"] == "COVID-19 infection"
+    assert not needs_relabel(result)
+
+
+def test_rescore_refuses_files_scored_another_way():
+    from jcs.engine.relabel import RelabelError, rescore_classifier
+
+    result = _old_classifier_result()
+    result["tests"]["covid-ct-md"]["per_image"][2]["label"] = 0  # not the previous definition
+    with pytest.raises(RelabelError, match="differ from 'any infection"):
+        rescore_classifier(result, GROUPS_BY_NAME)
+    with pytest.raises(RelabelError, match="not in the data"):
+        rescore_classifier(_old_classifier_result(), {"P001/slice_000": "COVID-19 infected"})
+
+
+def test_relabel_file_rewrites_a_table4_result(tmp_path):
+    import json
+
+    from jcs.engine.relabel import relabel_file
+
+    committed = sorted(Path(__file__).resolve().parents[1].glob(
+        "results/cpu-pretrained/table4/jcs-classifier-efficientnet-lite2.json"))
+    if not committed:
+        pytest.skip("no committed Table IV result")
+    data = json.loads(committed[0].read_text())
+    data.pop("relabelled", None)
+    data["metrics"]["slice"].pop("by_group", None)  # as written before the change
+    path = tmp_path / "t4.json"
+    path.write_text(json.dumps(data))
+    result = relabel_file(path)
+    assert result["relabelled"]["part"] == "metrics.slice"
+    written = json.loads(path.read_text())
+    slice_metrics = written["metrics"]["slice"]
+    # COVID-19 lesions of P001 + P002 are the only positives, CAP lesions count negative
+    assert slice_metrics["n_pos"] == 148 and slice_metrics["by_group"]["CAP infected"]["n"] == 45
+    assert relabel_file(path) is None  # done once
