@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from jcs.data import CTMDPatients
+from jcs.data.ctmd_labels import SLICE_TARGET
 from jcs.data.readers import read_slice_folder
 from jcs.diagnosis import lung_mask, to_hu
 from jcs.engine.provenance import git_state
@@ -82,8 +83,13 @@ def main() -> None:
                          f"(jcs reproduce --profile {args.profile} --only classification/{args.model}).")
     fractions = lung_fractions()
     runs = [dict(analyse(json.loads(f.read_text()), fractions), file=str(f)) for f in files]
+    labels = {json.loads(f.read_text())["tests"]["covid-ct-md"]["per_image"][0].get("group") is not None
+              for f in files}
+    if labels != {True}:
+        raise SystemExit("Some results files hold COVID-CT-MD labels of the previous definition; "
+                         "rescore them first: python scripts/relabel_ctmd_slices.py")
     out = {"script": "scripts/analyse_ctmd_scores.py", "git": git_state(), "profile": args.profile,
-           "model": args.model, "runs": runs}
+           "model": args.model, "labels": SLICE_TARGET, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     for run in runs:

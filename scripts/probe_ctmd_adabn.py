@@ -4,7 +4,7 @@ change the cross-source slice AUC of the classifiers trained by profile cpu-pret
 
 For every model.pt given (default: the three seeds of jcs-classifier-efficientnet-lite2 in
 runs/cpu-pretrained): slice AUC on the COVID-CT-MD slices of the results files' cross-source test
-(labelled COVID-19/CAP patients + normal patients, infection flag = positive) with the trained
+(labelled COVID-19/CAP patients + normal patients; label 1 = COVID-19 infection) with the trained
 statistics, then with every BN layer's running statistics replaced by the plain average over all
 those slices (momentum None, one pass, no gradient, labels unused). This is transductive: the
 adapted model has seen the test images (not their labels), so it is a diagnosis of where the
@@ -26,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from jcs.data.datasets import CTMDSlices
+from jcs.data.ctmd_labels import SLICE_TARGET
 from jcs.engine.evaluate import load_trained_model
 from jcs.engine.provenance import sha256_file, write_probe
 
@@ -86,7 +87,8 @@ def main() -> None:
                    "std": round(float(np.std([r[k] for r in runs], ddof=1)), 4) if len(runs) > 1 else None}
                for k in ("trained_bn", "adabn")}
     write_probe(args.out, "scripts/probe_ctmd_adabn.py", vars(args),
-                {"test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum())},
+                {"labels": SLICE_TARGET,
+                 "test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum())},
                  "transductive": True, "runs": runs, "summary": summary}, start)
     print(json.dumps(summary))
 

@@ -29,6 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from jcs.data import CTMDPatients
+from jcs.data.ctmd_labels import SLICE_TARGET, covid_slice_labels, slice_groups
 from jcs.data.readers import read_slice_folder
 from jcs.data.transforms import resize_center_crop
 from jcs.diagnosis import lung_mask, to_hu
@@ -55,11 +56,11 @@ def ctmd_inputs(size: int, margin: float, min_lung: float) -> dict:
     """Per labelled/normal CT-MD slice: name, label, and the input tensors of both framings."""
     out = {"name": [], "label": [], "centre": [], "lungs": [], "cut": 0}
     for patient in CTMDPatients().patients:
-        labels = patient["slice_labels"]
-        if labels is None:
-            if patient["diagnosis"] != "Normal":
-                continue
-            labels = np.zeros(len(patient["slice_paths"]), dtype=np.int64)
+        if patient["slice_labels"] is None and patient["diagnosis"] != "Normal":
+            continue
+        # label 1 = COVID-19 infection (CAP lesions are negatives), as in the results files
+        labels = covid_slice_labels(slice_groups(patient["diagnosis"], patient["slice_labels"],
+                                                 len(patient["slice_paths"])))
         volume = read_slice_folder(Path(patient["slice_paths"][0]).parent)
         lungs = lung_mask(to_hu(volume))
         for k, (path, label) in enumerate(zip(patient["slice_paths"], labels)):
@@ -114,7 +115,8 @@ def main() -> None:
                    "std": round(float(np.std([r[f]["auc"] for r in runs], ddof=1)), 4) if len(runs) > 1 else None}
                for f in ("centre", "lungs")}
     write_probe(args.out, "scripts/probe_ctmd_lung_framing.py", vars(args),
-                {"test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum()),
+                {"labels": SLICE_TARGET,
+                 "test": {"dataset": "covid-ct-md", "slices": len(labels), "positive": int(labels.sum()),
                           "cut_to_lungs": data["cut"]},
                  "runs": runs, "summary": summary}, start)
     print(json.dumps(summary))

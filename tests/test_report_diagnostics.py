@@ -1,11 +1,14 @@
-"""jcs.report.cross_source_tries: the rows come from the diagnostics files, means/stds computed."""
+"""jcs.report.cross_source_tries: the rows come from the diagnostics files, means/stds computed;
+jcs.report.cross_source_groups: the per-group COVID-CT-MD AUCs of the classifier results."""
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from jcs.report import ResultsNotFoundError, cross_source_tries, show
+from sklearn.metrics import roc_auc_score
+
+from jcs.report import ResultsNotFoundError, cross_source_groups, cross_source_tries, show
 
 
 def _write(root, framing_aucs, ctmd_all, ctmd_lung):
@@ -50,11 +53,17 @@ def test_lung_framing_rows_when_the_probe_ran(tmp_path):
     assert lungs[("AUC", "COVID-CT-MD")] == pytest.approx(0.35)
     assert lungs[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.3, 0.4], ddof=1))
     assert any("lungs" in note for note in df.attrs["notes"])
+    assert any("full field as the results files do: 0.600" in note for note in df.attrs["notes"])
     (tmp_path / "diagnostics" / "ctmd_adabn_probe.json").write_text(json.dumps(
-        {"runs": [{"adabn": 0.45}, {"adabn": 0.55}]}))
+        {"labels": "COVID-19 infection",
+         "runs": [{"adabn": 0.45, "trained_bn": 0.4}, {"adabn": 0.55, "trained_bn": 0.5}]}))
     df = cross_source_tries(tmp_path)
     assert len(df) == 5 and "AdaBN" in df.index[4]
     assert df.iloc[4][("AUC", "COVID-CT-MD")] == pytest.approx(0.5)
+    assert any("0.450 with the trained statistics" in note for note in df.attrs["notes"])
+    # files that do not name their labels predate 2026-11-30 (CAP lesions positive): marked †
+    assert df.index[3].endswith(" †") and not df.index[4].endswith(" †")
+    assert any("ctmd_lung_framing_probe.json" in n and "not comparable" in n for n in df.attrs["notes"])
 
 
 def test_missing_file_names_the_script(tmp_path):
@@ -65,3 +74,31 @@ def test_missing_file_names_the_script(tmp_path):
 def test_committed_files_load():
     df = cross_source_tries(Path(__file__).resolve().parents[1] / "results")
     assert df[("AUC", "COVID-CT-MD")].notna().all()
+
+
+def test_cross_source_groups_match_sklearn_on_the_committed_results():
+    results = Path(__file__).resolve().parents[1] / "results"
+    files = sorted((results / "cpu-pretrained" / "classification").glob(
+        "jcs-classifier-efficientnet-lite2.*json"))
+    files = [f for f in files if "by_group" in json.loads(f.read_text())["tests"]["covid-ct-md"]]
+    if not files:
+        pytest.skip("no committed classifier results with the per-group breakdown")
+    expected = []
+    for f in files:  # oracle: sklearn on the stored per-slice scores, COVID-19 lesions vs CAP lesions
+        rows = json.loads(f.read_text())["tests"]["covid-ct-md"]["per_image"]
+        chosen = [r for r in rows if r["group"] in ("COVID-19 infected", "CAP infected")]
+        expected.append(roc_auc_score([r["group"] == "COVID-19 infected" for r in chosen],
+                                      [r["score"] for r in chosen]))
+    df = cross_source_groups(results, "cpu-pretrained")
+    row = df.loc[("packaged init (cpu-pretrained)", "EfficientNet-Lite2 (deviation)", "image labels")]
+    assert row[("AUC vs", "CAP lesion slices")] == pytest.approx(np.mean(expected), abs=1e-5)
+    if len(expected) > 1:
+        assert row[("AUC vs", "CAP lesion slices std")] == pytest.approx(np.std(expected, ddof=1),
+                                                                          abs=1e-5)
+    assert ("AUC vs", "COVID-19 lesion slices") not in df.columns  # the positives themselves
+    assert "COVID-19 infection" in " ".join(df.attrs["notes"])
+
+
+def test_cross_source_groups_without_breakdown_says_how(tmp_path):
+    with pytest.raises(ResultsNotFoundError):
+        cross_source_groups(tmp_path, "cpu")

@@ -10,7 +10,7 @@ from .datasets import (covid_cs_composition, ctmd_geometry, data_composition, me
 from .figures import (activation_map_slices, activation_profiles, export_activation_maps,
                       find_checkpoint, missing_activation_maps, plot_activation_maps,
                       plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
-from .diagnostics import cross_source_tries
+from .diagnostics import cross_source_groups, cross_source_tries
 from .format import format_table, note_missing, show, table_view
 from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors_missing,
                       available_profiles,
@@ -27,7 +27,7 @@ from .tables import (CLS_TESTS, classification_table, classifier_runs, dice_by_a
 
 __all__ = [
     "CLS_TESTS", "COLUMN_ORDER", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",
-    "activation_profiles", "authors_missing", "available_profiles", "cross_source_tries",
+    "activation_profiles", "authors_missing", "available_profiles", "cross_source_groups", "cross_source_tries",
     "classifier_runs", "gap_closed",
     "initialisation_of", "missing_activation_maps", "ours_values", "pretraining_gap",
     "profile_label", "project_dir", "shown_path", "shown_profiles", "table4_at_threshold",

@@ -1,17 +1,22 @@
-"""What was tried against the classifier's cross-source gap (COVID-CT-MD), read from the files of
-``results/diagnostics/`` that the probe scripts write (``scripts/probe_cls_framing.py``,
-``scripts/analyse_ctmd_scores.py``, ``scripts/probe_ctmd_lung_framing.py``,
-``scripts/probe_ctmd_adabn.py``): one row per try, slice AUC on the three tests."""
+"""The classifier's cross-source gap (COVID-CT-MD): which slices a classifier confuses with COVID-19
+lesions (:func:`cross_source_groups`, from the classifier results files), and what was tried
+against the gap (:func:`cross_source_tries`, from the files of ``results/diagnostics/`` that the
+probe scripts write: ``scripts/probe_cls_framing.py``, ``scripts/analyse_ctmd_scores.py``,
+``scripts/probe_ctmd_lung_framing.py``, ``scripts/probe_ctmd_adabn.py``)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from .results import ResultsNotFoundError
+from jcs.data.ctmd_labels import GROUPS, POSITIVE_GROUP, PREVIOUS_TARGET, SLICE_TARGET
+
+from .results import ResultsNotFoundError, load_runs, profile_label, seed_stats, shown_profiles
+from .tables import (CLASSIFIER_MODELS, SUPERVISION, _classifier_model, _test_block,
+                     classifier_runs)
 
 PathLike = Union[str, Path]
 
@@ -22,15 +27,18 @@ TEST_TIME_PROBES = (
     {"file": "diagnostics/ctmd_lung_framing_probe.json",
      "rows": (("cut to the lungs at test time (framed like the SARS-CoV-2 slices)",
                lambda r: r["lungs"]["auc"]),),
+     "before": lambda r: r["centre"]["auc"],
      "note": "Cutting the COVID-CT-MD slices to their lungs (threshold lung mask, 5 % margin) so that "
-             "they look like the SARS-CoV-2 training slices lowers the AUC further "
-             "(scripts/probe_ctmd_lung_framing.py, which scores the full field as the results files "
-             "do, 0.474, before): framing is not what separates the sources."},
+             "they look like the SARS-CoV-2 training slices does not raise the AUC "
+             "(scripts/probe_ctmd_lung_framing.py, which first scores the full field as the results "
+             "files do: {before:.3f}): framing is not what separates the sources."},
     {"file": "diagnostics/ctmd_adabn_probe.json",
      "rows": (("with BN statistics re-estimated on its own slices (AdaBN, transductive)",
                lambda r: r["adabn"]),),
+     "before": lambda r: r["trained_bn"],
      "note": "Re-estimating every batch-norm layer's statistics on the unlabelled COVID-CT-MD slices "
-             "(AdaBN; scripts/probe_ctmd_adabn.py) does not raise the AUC either: the scanners differ "
+             "(AdaBN; scripts/probe_ctmd_adabn.py; {before:.3f} with the trained statistics) does "
+             "not raise the AUC either: the scanners differ "
              "in what the features respond to, not only in their first and second moments. That row "
              "has seen the test images (not their labels) and is a diagnosis, not a result."},
 )
@@ -44,6 +52,15 @@ def _read(path: Path) -> dict:
         raise ResultsNotFoundError(f"{path} is missing; make it with the script it names "
                                    f"(scripts/probe_cls_framing.py or scripts/analyse_ctmd_scores.py).")
     return json.loads(path.read_text())
+
+
+def _previous_labels(record: dict, stale: List[str], file: str) -> str:
+    """" †" (and ``file`` noted in ``stale``) when a probe file's COVID-CT-MD labels are the
+    previous definition (files from before 2026-11-30 do not name theirs)."""
+    if record.get("labels") == SLICE_TARGET:
+        return ""
+    stale.append(f"results/{file}")
+    return " †"
 
 
 def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
@@ -64,14 +81,17 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
     rows: List[dict] = []
     index: List[str] = []
     epochs = framing["args"]["epochs"]
+    stale: List[str] = []  # files whose COVID-CT-MD AUC counts CAP lesions positive
     for kind, run in framing["runs"].items():
         last = run["history"][-1]
         index.append(f"Probe, seed {framing['args']['seed']}, {epochs} epochs: "
-                     f"{FRAMING_LABELS.get(kind, kind)}")
+                     f"{FRAMING_LABELS.get(kind, kind)}"
+                     + _previous_labels(framing, stale, FRAMING_FILE))
         rows.append({("AUC", label): last[key] for key, label in TESTS})
     for fraction, label in (("0.0", "all labelled slices"), ("0.1", "slices with ≥ 10 % lung")):
         values = [run["auc_by_min_lung_fraction"][fraction]["auc"] for run in analysis["runs"]]
-        index.append(f"{analysis['profile']} runs ({len(values)} seeds), COVID-CT-MD {label}")
+        index.append(f"{analysis['profile']} runs ({len(values)} seeds), COVID-CT-MD {label}"
+                     + _previous_labels(analysis, stale, CTMD_ANALYSIS_FILE))
         rows.append({("AUC", "COVID-CT-MD"): float(np.mean(values)),
                      ("AUC", "COVID-CT-MD std"): float(np.std(values, ddof=1)) if len(values) > 1
                      else np.nan})
@@ -84,14 +104,21 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
         path = root / probe["file"]
         if not path.is_file():
             continue
-        runs = json.loads(path.read_text())["runs"]
+        record = json.loads(path.read_text())
+        runs = record["runs"]
         for label, value in probe["rows"]:
             values = [value(run) for run in runs]
-            index.append(f"{analysis['profile']} runs ({len(runs)} seeds), COVID-CT-MD {label}")
+            index.append(f"{analysis['profile']} runs ({len(runs)} seeds), COVID-CT-MD {label}"
+                         + _previous_labels(record, stale, probe["file"]))
             rows.append({("AUC", "COVID-CT-MD"): float(np.mean(values)),
                          ("AUC", "COVID-CT-MD std"): (float(np.std(values, ddof=1)) if len(runs) > 1
                                                       else np.nan)})
-        notes.append(probe["note"])
+        notes.append(probe["note"].format(before=float(np.mean([probe["before"](r) for r in runs]))))
+    if stale:
+        notes.append(f"Rows marked † come from {', '.join(sorted(set(stale)))}, scored before "
+                     f"2026-11-30 with {PREVIOUS_TARGET} as positives (now: {SLICE_TARGET}, "
+                     "jcs.data.ctmd_labels); the probe has not been rerun since, so its COVID-CT-MD "
+                     "AUC is not comparable with the results files'.")
     columns = pd.MultiIndex.from_tuples([("AUC", label) for _, label in TESTS]
                                         + [("AUC", "COVID-CT-MD std")])
     df = pd.DataFrame(rows, index=index, columns=columns)
@@ -102,4 +129,80 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
         "wrap_index": True,
         "notes": notes,
         "source": "jcs.report.cross_source_tries"})
+    return df
+
+
+NEGATIVE_GROUPS = tuple(g for g in GROUPS if g != POSITIVE_GROUP)
+GROUP_LABELS = {"COVID-19 infected": "COVID-19 lesion slices", "COVID-19 clear":
+                "COVID-19 patients, slices without lesion", "CAP infected": "CAP lesion slices",
+                "CAP clear": "CAP patients, slices without lesion", "Normal": "normal patients"}
+
+
+def cross_source_groups(results_dir: PathLike = "results", profile: str = "auto",
+                        seeds: Optional[Sequence[int]] = None,
+                        profiles: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Which COVID-CT-MD slices each classifier confuses with COVID-19 lesions: rows = profile ×
+    classifier × supervision (runs tested on COVID-CT-MD); columns ``("AUC vs", group)``: AUC of
+    the COVID-19 lesion slices against the slices of one negative group
+    (:data:`jcs.data.ctmd_labels.GROUPS`), and ``("mean P(COVID-19)", group)`` for every group,
+    each with ``"<group> std"`` (mean ± std over seeds; ``by_group`` of each results file's
+    ``tests["covid-ct-md"]``). Raises :class:`ResultsNotFoundError` when no run has it."""
+    shown = shown_profiles(results_dir, profile, profiles, ["classification"])
+    records: List[Dict[Any, float]] = []
+    index: List[tuple] = []
+    counts: Dict[str, int] = {}
+    for p in shown:
+        loaded = load_runs(results_dir, p, "classification", seeds=seeds, required=False)
+        for name in classifier_runs(p, list(loaded)):
+            blocks = [b.get("by_group") for b in (_test_block(r, "covid-ct-md")
+                                                  for r in loaded.get(name, [])) if b]
+            blocks = [b for b in blocks if b]
+            if not blocks:
+                continue
+            record: Dict[Any, float] = {}
+            for metric, key, groups in (("AUC vs", "roc_auc", NEGATIVE_GROUPS),
+                                        ("mean P(COVID-19)", "mean_score", GROUPS)):
+                for group in groups:
+                    mean, std, _ = seed_stats([(b.get(group) or {}).get(key) for b in blocks])
+                    label = GROUP_LABELS[group]
+                    record[(metric, label)], record[(metric, f"{label} std")] = mean, std
+            for group in GROUPS:
+                counts.setdefault(group, (blocks[0].get(group) or {}).get("n", 0))
+            records.append(record)
+            model = _classifier_model(name)
+            index.append((profile_label(p), CLASSIFIER_MODELS.get(model, model),
+                          SUPERVISION[name.endswith("-pixel")]))
+    if not records:
+        raise ResultsNotFoundError(
+            "no classifier results with a per-group COVID-CT-MD breakdown: train a classifier "
+            "(`jcs reproduce --only classification/...`) or rescore older files with "
+            "scripts/relabel_ctmd_slices.py")
+    df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(
+        index, names=["ours (profile)", "classifier", "supervision"]))
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "slices"])
+    sizes = ", ".join(f"{GROUP_LABELS[g]} {counts.get(g, 0)}" for g in GROUPS)
+    df.attrs.update({
+        "title": "COVID-CT-MD: which slices are confused with COVID-19 lesions",
+        "ours": "every classifier run tested on COVID-CT-MD, mean ± std over seeds",
+        "main": ["AUC vs"],
+        "details": [{"title": "Mean P(COVID-19) of each group of slices",
+                     "columns": [c for g in GROUPS for c in
+                                 (("mean P(COVID-19)", GROUP_LABELS[g]),
+                                  ("mean P(COVID-19)", f"{GROUP_LABELS[g]} std"))]}],
+        "wrap_index": True, "percent": True,
+        "definitions": {
+            "AUC vs": ("area under the ROC curve of P(COVID-19) with the COVID-19 lesion slices as "
+                       "positives and only that group's slices as negatives: 50 % means the "
+                       "classifier cannot tell that group from COVID-19 lesions"),
+            "slices": f"COVID-CT-MD sample, {sizes}",
+        },
+        "notes": [f"Label 1 on a COVID-CT-MD slice is {SLICE_TARGET} (jcs.data.ctmd_labels): the "
+                  "classifiers separate COVID-19 from non-COVID-19, so CAP lesions are negatives, "
+                  "as in the SARS-CoV-2 training sample (whose non-COVID class includes other "
+                  "lung diseases) and in Table IV. Results files scored before this definition "
+                  f"({PREVIOUS_TARGET} positive) were rescored from their stored per-slice scores "
+                  "by scripts/relabel_ctmd_slices.py; each keeps its previous metrics under "
+                  "`relabelled`."],
+        "source": "jcs.report.cross_source_groups",
+    })
     return df

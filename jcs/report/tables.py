@@ -901,7 +901,9 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
             cross: ("the labelled slices of the COVID-CT-MD patients (Iran)" + size("covid-ct-md")
                     + ": other hospitals and scanners, no image of that source in training — "
                     "the test of whether a classifier learned COVID-19 rather than its training "
-                    "sources"),
+                    "sources. Positive: a slice with COVID-19 lesions; negative: the other slices "
+                    "of the COVID-19 patients and every slice of the CAP (lesions included) and "
+                    "normal patients (jcs.data.ctmd_labels)"),
             "AUC": "area under the ROC curve of P(COVID-19)",
             "Accuracy, Sensitivity, Specificity, F1": "at P(COVID-19) ≥ 0.5",
             "supervision": ("image labels: jcs-classifier / jcs-classifier-efficientnet-lite2; "
