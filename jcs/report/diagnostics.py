@@ -203,6 +203,6 @@ def cross_source_groups(results_dir: PathLike = "results", profile: str = "auto"
                   f"({PREVIOUS_TARGET} positive) were rescored from their stored per-slice scores "
                   "by scripts/relabel_ctmd_slices.py; each keeps its previous metrics under "
                   "`relabelled`."],
-        "source": "jcs.report.cross_source_groups",
+        "source": "jcs.report.cross_source_groups", "api": "api-cross-source",
     })
     return df
