@@ -338,9 +338,9 @@ def default_file_name(device: torch.device, quick: bool = False, suffix: str = "
 
 def provenance(device: torch.device) -> Dict[str, Any]:
     """Code version, package versions, device names, threads, load and date of this run."""
-    from jcs.engine.provenance import device_info, git_state, now_iso, package_versions
+    from jcs.engine.provenance import code_state, device_info, now_iso, package_versions
 
-    info = {"date": now_iso(), "host": socket.gethostname(), "git": git_state(),
+    info = {"date": now_iso(), "host": socket.gethostname(), "git": code_state(),
             "versions": package_versions(), "device": device_info(device),
             "bf16_native": bf16_supported(device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "command": " ".join(sys.argv)}

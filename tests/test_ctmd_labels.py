@@ -194,3 +194,4 @@ def test_relabel_file_rewrites_a_table4_result(tmp_path):
     # COVID-19 lesions of P001 + P002 are the only positives, CAP lesions count negative
     assert slice_metrics["n_pos"] == 148 and slice_metrics["by_group"]["CAP infected"]["n"] == 45
     assert relabel_file(path) is None  # done once
+

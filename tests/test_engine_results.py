@@ -94,3 +94,16 @@ def test_write_probe_adds_provenance(tmp_path):
     assert stored == full and stored["runs"] == [{"auc": 0.5}] and stored["args"] == {"seed": 1}
     assert stored["script"] == "scripts/x.py" and "sha" in stored["git"] and stored["seconds"] >= 2.0
     assert stored["hardware"]["type"] == "cpu" and stored["hardware"]["torch_threads"] >= 1
+
+
+def test_code_state_is_the_code_the_process_imported(monkeypatch):
+    """A commit that lands while a long `jcs reproduce` runs does not change the code it runs:
+    results record the state at import, and where HEAD is now."""
+    from jcs.engine import provenance
+
+    monkeypatch.setattr(provenance, "_AT_IMPORT", {"sha": "a" * 40, "dirty": False})
+    monkeypatch.setattr(provenance, "git_state", lambda: {"sha": "b" * 40, "dirty": True})
+    assert provenance.code_state() == {"sha": "a" * 40, "dirty": False,
+                                       "head_now": "b" * 40, "dirty_now": True}
+    monkeypatch.setattr(provenance, "git_state", lambda: {"sha": "a" * 40, "dirty": False})
+    assert provenance.code_state() == {"sha": "a" * 40, "dirty": False}

@@ -419,7 +419,7 @@ class DiagnosisPipeline:
         diagnosis = "COVID-19 positive" if positive else "COVID-19 negative"
         verdict = diagnosis + (f" (RANDOM WEIGHTS in the {' and '.join(random)}: a demo, not a "
                                "diagnosis)" if random else "")
-        from jcs.engine.provenance import git_state, now_iso
+        from jcs.engine.provenance import code_state, now_iso
 
         return {
             "disclaimer": DISCLAIMER,
@@ -427,7 +427,7 @@ class DiagnosisPipeline:
             "volume_warnings": list(volume.warnings),
             "created": now_iso(),
             "jcs_version": jcs.__version__,
-            "git": git_state(),
+            "git": code_state(),
             "source": volume.source,
             "n_slices": int(len(probs)),
             "slice_shape": list(volume.array.shape[1:]),

@@ -38,7 +38,7 @@ from jcs.models.authors import MODEL_RELEASE, convert_authors_checkpoint, sha256
 from .datasets import build_splits, describe_data, fixed_names, item_names, task_of
 from .evaluate import load_trained_model, run_evaluation
 from .profiles import Profile, config_hash, get_profile, run_fields
-from .provenance import (device_info, git_state, now_iso, package_versions, peak_memory,
+from .provenance import (code_state, device_info, now_iso, package_versions, peak_memory,
                          reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, write_result
 from .runtime import prepare_model, quiet_default, resolve_precision, select_device
@@ -113,7 +113,7 @@ def evaluate_release(run: AuthorsRun, weights_file: PathLike,
     if skip_finished and finished(paths.result, config, task) and paths.model.is_file():
         return load_result(paths.result)
 
-    started, code = now_iso(), git_state()
+    started, code = now_iso(), code_state()
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     recipe = prof.recipe(task)
     source = convert_authors_checkpoint(weights_file, run.model, paths.model, recipe.size)

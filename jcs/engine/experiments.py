@@ -39,7 +39,7 @@ from .cohort import table4_cohort, patient_slices
 from .datasets import evenly_spaced
 from .evaluate import classifier_scores, load_trained_model
 from .profiles import EVALUATION_ONLY, Profile, config_hash, get_profile, run_fields
-from .provenance import (device_info, git_state, hash_files, now_iso, package_versions,
+from .provenance import (code_state, device_info, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
 from .results import SCHEMA, SCHEMA_VERSION, finished, load_result, result_path, write_result
 from .runtime import prepare_model, quiet_default, resolve_precision, select_device
@@ -203,7 +203,7 @@ def patient_sweep(classifier_result: PathLike, profile: Union[str, Profile] = "s
         "timing": {"eval_s": round(sum(p["seconds"] for p in patients), 3), "started": started,
                    "finished": now_iso()},
         "memory": peak_memory(device),
-        "environment": {"git": git_state(), "versions": package_versions(),
+        "environment": {"git": code_state(), "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
                         "channels_last": prof.channels_last},
     }

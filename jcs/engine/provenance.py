@@ -46,6 +46,22 @@ def git_state(repo: Path = REPO_ROOT) -> Dict[str, object]:
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
+_AT_IMPORT = git_state()  # the code a process runs is the code it imported (no reloads)
+
+
+def code_state() -> Dict[str, object]:
+    """The git state of the code *this process runs*: :func:`git_state` when
+    :mod:`jcs.engine` was imported, since Python does not reload a module when a commit lands
+    while a long process (``jcs reproduce`` over several seeds) is running. When HEAD or the tree
+    has moved since, ``head_now`` / ``dirty_now`` say where they are now. Use this, not
+    :func:`git_state`, for what a result was computed with."""
+    state = dict(_AT_IMPORT)
+    now = git_state()
+    if now != _AT_IMPORT:
+        state.update(head_now=now["sha"], dirty_now=now["dirty"])
+    return state
+
+
 def package_versions() -> Dict[str, str]:
     """Versions of python, torch, torchvision, numpy and jcs."""
     import torchvision
@@ -84,7 +100,7 @@ def write_probe(path: str | Path, script: str, args: Dict[str, object], record: 
     provenance every probe file carries: ``script``, ``args``, ``git`` (:func:`git_state`),
     ``seconds`` since ``started`` (a ``time.perf_counter()`` value) and ``hardware``
     (:func:`device_info` of the CPU). Returns the whole record."""
-    full = {"script": script, "git": git_state(), "args": args, **record,
+    full = {"script": script, "git": code_state(), "args": args, **record,
             "seconds": round(time.perf_counter() - started, 1),
             "hardware": device_info(torch.device("cpu"))}
     path = Path(path)

@@ -19,7 +19,7 @@ from jcs.quantization import load_int8, quantize_int8, save_int8, torchao_versio
 
 from .datasets import evenly_spaced, item_names, task_of
 from .evaluate import evaluate, load_trained_model
-from .provenance import device_info, git_state, now_iso, package_versions, sha256_file
+from .provenance import code_state, device_info, now_iso, package_versions, sha256_file
 from .results import write_result
 from .runtime import quiet_default
 
@@ -66,7 +66,7 @@ def quantize_checkpoint(checkpoint: PathLike, out: PathLike, *, dataset: str = "
         "quantizer": "torchao X86InductorQuantizer, static, per-channel weights; "
                      "int8-mixed-bf16 under torch.compile (freezing)",
         "reduce_range": reduce_range, "vnni": not reduce_range,
-        "quantise_s": round(quantise_s, 1), "created": now_iso(), "git": git_state(),
+        "quantise_s": round(quantise_s, 1), "created": now_iso(), "git": code_state(),
         "versions": dict(package_versions(), torchao=torchao_version()),
         "device": device_info(torch.device("cpu")),
     }

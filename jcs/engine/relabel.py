@@ -25,7 +25,7 @@ from jcs.metrics import classification_metrics, compute_group_aucs
 
 from .evaluate import _round
 from .experiments import patient_slice_metrics
-from .provenance import git_state, now_iso
+from .provenance import code_state, now_iso
 from .results import load_result, write_result
 
 PathLike = Union[str, Path]
@@ -39,7 +39,7 @@ class RelabelError(ValueError):
 def _record(previous: Mapping[str, Any], part: str) -> Dict[str, Any]:
     return {"part": part, "from": PREVIOUS_TARGET, "to": SLICE_TARGET,
             "previous_metrics": dict(previous), "by": "jcs.engine.relabel",
-            "git": git_state(), "date": now_iso()}
+            "git": code_state(), "date": now_iso()}
 
 
 def needs_relabel(result: Mapping[str, Any]) -> bool:

@@ -45,7 +45,7 @@ from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_da
                        item_names, task_of)
 from .evaluate import run_evaluation
 from .profiles import EVALUATION_ONLY, Profile, Recipe, config_hash, get_profile, run_fields
-from .provenance import device_info, git_state, now_iso, package_versions, peak_memory, reset_peak_memory
+from .provenance import code_state, device_info, now_iso, package_versions, peak_memory, reset_peak_memory
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
@@ -278,7 +278,7 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
             return borrowed
 
     # the code this process runs: taken now, not when the results are written
-    code = git_state() if ctx.is_main else None
+    code = code_state() if ctx.is_main else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = prof.cudnn_benchmark
     paths.run_dir.mkdir(parents=True, exist_ok=True)
