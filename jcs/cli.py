@@ -674,10 +674,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# commands whose results record the git state of the code they run, taken when they start
+PROVENANCE_COMMANDS = ("train", "evaluate", "bench", "reproduce", "diagnose")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``jcs`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in PROVENANCE_COMMANDS:  # record the code state now (jcs.engine.provenance)
+        import jcs.engine.provenance  # noqa: F401
     try:
         with data_dir(getattr(args, "data_dir", None)):
             return args.func(args)

@@ -10,7 +10,7 @@ Writes results/diagnostics/cls_framing_probe.json. Run it alone (2 cores).
 """
 from __future__ import annotations
 
-import argparse, json, time, platform, subprocess
+import argparse, json, time, platform
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from sklearn.metrics import roc_auc_score
 from PIL import Image
 
 import jcs.data.datasets as D
+from jcs.data.ctmd_labels import SLICE_TARGET
+from jcs.engine.provenance import code_state
 from jcs.data.transforms import crop_to_body, normalize, random_resized_crop_flip, resize_center_crop
 from jcs.models import create_model
 
@@ -56,8 +58,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/diagnostics/cls_framing_probe.json")
     args = ap.parse_args()
-    out = {"script": "scripts/probe_cls_framing.py", "args": vars(args),
-           "git": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    out = {"script": "scripts/probe_cls_framing.py", "args": vars(args), "git": code_state(),
+           "labels": SLICE_TARGET,  # COVID-CT-MD: CTMDSlices' label 1 = COVID-19 infection
            "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
            "runs": {}}
     for kind in args.framings:

@@ -9,10 +9,11 @@ Each rescored file records ``relabelled`` (previous labels and metrics, git stat
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from jcs.data import CTMDSlices
-from jcs.engine.relabel import CTMD_TEST, relabel_file
+from jcs.engine.relabel import CTMD_TEST, RelabelError, relabel_file
 
 
 def main() -> None:
@@ -23,21 +24,35 @@ def main() -> None:
     args = parser.parse_args()
     slices = CTMDSlices(size=8, root=args.data)  # names and groups only: no image is read
     groups = dict(zip((name for name, *_ in slices.samples), slices.groups))
-    changed = 0
-    for path in sorted(Path(args.results).glob("*/*/*.json")):
-        if CTMD_TEST not in path.read_text(encoding="utf-8"):
+    changed, failed = 0, []
+    paths = [p for p in sorted(Path(args.results).glob("*/*/*.json"))
+             if CTMD_TEST in p.read_text(encoding="utf-8")]
+    # donors before the files borrowed from them (jcs.engine.borrow)
+    paths.sort(key=lambda p: '"borrowed_from"' in p.read_text(encoding="utf-8"))
+    for path in paths:
+        try:
+            result = relabel_file(path, groups, dry_run=args.dry_run, results_dir=args.results)
+        except (RelabelError, ValueError, KeyError) as err:
+            failed.append(path)
+            print(f"{path}: not rescored: {err}", file=sys.stderr)
             continue
-        result = relabel_file(path, groups, dry_run=args.dry_run)
         if result is None:
             continue
         changed += 1
         record = result["relabelled"]
         now = (result["metrics"]["slice"] if result.get("kind") == "patients"
                else result["tests"][CTMD_TEST]["metrics"])
-        print(f"{path}: {record['part']} slice AUC {record['previous_metrics'].get('roc_auc'):.3f} "
-              f"(any infection) -> {now['roc_auc']:.3f} (COVID-19 infection)")
-    print(f"{changed} file(s) {'would be ' if args.dry_run else ''}rescored.")
+        print(f"{path}: {record['part']} slice AUC {_auc(record['previous_metrics'])} "
+              f"(any infection) -> {_auc(now)} (COVID-19 infection)")
+    print(f"{changed} file(s) {'would be ' if args.dry_run else ''}rescored"
+          + (f"; {len(failed)} could not be (above)." if failed else "."))
+    if failed:
+        sys.exit(1)
 
+
+def _auc(metrics: dict) -> str:
+    value = metrics.get("roc_auc")
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 if __name__ == "__main__":
     main()

@@ -183,8 +183,9 @@ def test_relabel_file_rewrites_a_table4_result(tmp_path):
     if not committed:
         pytest.skip("no committed Table IV result")
     data = json.loads(committed[0].read_text())
-    data.pop("relabelled", None)
-    data["metrics"]["slice"].pop("by_group", None)  # as written before the change
+    if "relabelled" in data:  # restore the file as written before the change
+        data["metrics"]["slice"] = data.pop("relabelled")["previous_metrics"]
+    assert data["metrics"]["slice"]["n_pos"] == 193  # 148 COVID-19 + 45 CAP lesion slices
     path = tmp_path / "t4.json"
     path.write_text(json.dumps(data))
     result = relabel_file(path)
@@ -193,5 +194,59 @@ def test_relabel_file_rewrites_a_table4_result(tmp_path):
     slice_metrics = written["metrics"]["slice"]
     # COVID-19 lesions of P001 + P002 are the only positives, CAP lesions count negative
     assert slice_metrics["n_pos"] == 148 and slice_metrics["by_group"]["CAP infected"]["n"] == 45
+    assert written["relabelled"]["previous_metrics"]["n_pos"] == 193
     assert relabel_file(path) is None  # done once
+    data["metrics"]["slice"]["n_pos"] = 148  # not what the previous definition gives
+    path.write_text(json.dumps(data))
+    from jcs.engine.relabel import RelabelError
+    with pytest.raises(RelabelError, match="not the 193 infected slices"):
+        relabel_file(path)
 
+
+def test_relabel_keeps_a_borrowed_copy_standing(tmp_path):
+    """A borrowed file is rescored like its donor and then names the rescored donor's sha256,
+    so jcs.engine.borrow still accepts it."""
+    import json
+
+    from jcs.engine.provenance import sha256_file
+    from jcs.engine.relabel import RelabelError, relabel_file
+
+    committed = Path(__file__).resolve().parents[1] / "results/cpu-pretrained/table4/jcs-classifier-efficientnet-lite2.json"
+    if not committed.is_file():
+        pytest.skip("no committed Table IV result")
+    data = json.loads(committed.read_text())
+    data["metrics"]["slice"] = data.pop("relabelled")["previous_metrics"]
+    donor = tmp_path / "cpu" / "table4" / "x.json"
+    donor.parent.mkdir(parents=True)
+    donor.write_text(json.dumps(data))
+    copy = dict(data, profile="cpu-pretrained",
+                borrowed_from={"profile": "cpu", "result": "cpu/table4/x.json",
+                               "sha256": sha256_file(donor)})
+    borrowed = tmp_path / "cpu-pretrained" / "table4" / "x.json"
+    borrowed.parent.mkdir(parents=True)
+    borrowed.write_text(json.dumps(copy))
+    with pytest.raises(RelabelError, match="rescore the donor first"):
+        relabel_file(borrowed)
+    relabel_file(donor)
+    result = relabel_file(borrowed)
+    assert result["borrowed_from"]["sha256"] == sha256_file(donor)
+    assert result["relabelled"]["donor_sha256_before"] == copy["borrowed_from"]["sha256"]
+    assert result["metrics"]["slice"]["n_pos"] == 148
+
+
+
+def test_extra_tests_carry_the_group_breakdown_into_results():
+    """What training writes (jcs.engine.train._extra_tests), not only what rescoring writes."""
+    from types import SimpleNamespace
+
+    from jcs.engine.train import _extra_tests
+
+    splits = SimpleNamespace(extra_tests={"covid-ct-md": _Slices([0.9, 0.6, 0.7, 0.1, 0.95],
+                                                                 [1, 1, 0, 0, 0],
+                                                                 ["pos", "pos", "a", "a", "b"])})
+    prof = SimpleNamespace(eval_batch_size=2)
+    out = _extra_tests(_LogitOfInput(), splits, "classification", torch.device("cpu"), "fp32",
+                       False, prof, quiet=True)
+    block = out["covid-ct-md"]
+    assert block["by_group"]["a"]["roc_auc"] == pytest.approx(0.75, abs=1e-6)
+    assert block["per_image"][0]["group"] == "pos" and block["n_images"] == 5

@@ -53,14 +53,16 @@ def test_lung_framing_rows_when_the_probe_ran(tmp_path):
     assert lungs[("AUC", "COVID-CT-MD")] == pytest.approx(0.35)
     assert lungs[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.3, 0.4], ddof=1))
     assert any("lungs" in note for note in df.attrs["notes"])
-    assert any("full field as the results files do: 0.600" in note for note in df.attrs["notes"])
+    assert any("lowers the AUC, from 0.600 (the full field" in note and "to 0.350" in note
+               for note in df.attrs["notes"])
     (tmp_path / "diagnostics" / "ctmd_adabn_probe.json").write_text(json.dumps(
         {"labels": "COVID-19 infection",
-         "runs": [{"adabn": 0.45, "trained_bn": 0.4}, {"adabn": 0.55, "trained_bn": 0.5}]}))
+         "runs": [{"adabn": 0.45, "trained_bn": 0.46}, {"adabn": 0.55, "trained_bn": 0.48}]}))
     df = cross_source_tries(tmp_path)
     assert len(df) == 5 and "AdaBN" in df.index[4]
     assert df.iloc[4][("AUC", "COVID-CT-MD")] == pytest.approx(0.5)
-    assert any("0.450 with the trained statistics" in note for note in df.attrs["notes"])
+    assert any("raises the AUC, from 0.470 with the trained statistics to 0.500" in note
+               and "features respond to" in note for note in df.attrs["notes"])
     # files that do not name their labels predate 2026-11-30 (CAP lesions positive): marked †
     assert df.index[3].endswith(" †") and not df.index[4].endswith(" †")
     assert any("ctmd_lung_framing_probe.json" in n and "not comparable" in n for n in df.attrs["notes"])
@@ -99,6 +101,29 @@ def test_cross_source_groups_match_sklearn_on_the_committed_results():
     assert "COVID-19 infection" in " ".join(df.attrs["notes"])
 
 
-def test_cross_source_groups_without_breakdown_says_how(tmp_path):
-    with pytest.raises(ResultsNotFoundError):
-        cross_source_groups(tmp_path, "cpu")
+def test_cross_source_groups_leave_out_files_scored_with_the_previous_labels(tmp_path):
+    """A seed without the per-group breakdown (previous labels) is left out and named; with no
+    seed left, the error says how to rescore."""
+    source = Path(__file__).resolve().parents[1] / "results" / "cpu-pretrained" / "classification"
+    files = sorted(source.glob("jcs-classifier-efficientnet-lite2.*json"))
+    if len(files) < 2:
+        pytest.skip("needs two committed seeds")
+    target = tmp_path / "cpu-pretrained" / "classification"
+    target.mkdir(parents=True)
+    for i, f in enumerate(files[:2]):
+        data = json.loads(f.read_text())
+        if i == 1:  # as written before 2026-11-30
+            del data["tests"]["covid-ct-md"]["by_group"]
+            data.pop("relabelled", None)
+            for row in data["tests"]["covid-ct-md"]["per_image"]:
+                row.pop("group", None)
+        (target / f.name).write_text(json.dumps(data))
+    df = cross_source_groups(tmp_path, "cpu-pretrained")
+    notes = " ".join(df.attrs["notes"])
+    assert "Seeds per row, top to bottom: 1." in notes and "1 of 2 seeds" in notes
+    from jcs.report import classification_table
+    cls = classification_table(tmp_path, "cpu-pretrained")
+    assert any("still count CAP lesion slices as positives" in n for n in cls.attrs["notes"])
+    (target / files[0].name).unlink()
+    with pytest.raises(ResultsNotFoundError, match="per-group"):
+        cross_source_groups(tmp_path, "cpu-pretrained")

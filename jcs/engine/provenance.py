@@ -50,11 +50,12 @@ _AT_IMPORT = git_state()  # the code a process runs is the code it imported (no 
 
 
 def code_state() -> Dict[str, object]:
-    """The git state of the code *this process runs*: :func:`git_state` when
-    :mod:`jcs.engine` was imported, since Python does not reload a module when a commit lands
-    while a long process (``jcs reproduce`` over several seeds) is running. When HEAD or the tree
-    has moved since, ``head_now`` / ``dirty_now`` say where they are now. Use this, not
-    :func:`git_state`, for what a result was computed with."""
+    """The git state of the code *this process runs*, as near as it can be known: :func:`git_state`
+    when this module was first imported (``import jcs.engine`` and the ``jcs`` command import it
+    at start), since Python does not reload a module when a commit lands while a long process
+    (``jcs reproduce`` over several seeds) is running. A module the process imports only later
+    may be newer than that. When HEAD or the tree has moved since, ``head_now`` / ``dirty_now`` say
+    where they are now. Use this, not :func:`git_state`, for what a result was computed with."""
     state = dict(_AT_IMPORT)
     now = git_state()
     if now != _AT_IMPORT:

@@ -111,7 +111,8 @@ def compute_group_aucs(labels, scores, groups) -> dict[str, dict[str, float | in
     ``{"n": count, "label": 0 or 1, "mean_score": mean score, "roc_auc": AUC of all positives
     against this group's samples}`` (None for a group of positives). ``groups``: one string per
     sample (e.g. :data:`jcs.data.ctmd_labels.GROUPS`); a group must not mix labels (ValueError).
-    NaN AUC when there are no positives."""
+    ``roc_auc`` is None for a group of positives and NaN when there are no positives at all
+    (both are null once written to JSON; ``label`` tells them apart)."""
     y, s = _labels_scores(labels, scores)
     groups = [str(g) for g in groups]
     if len(groups) != y.size:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from jcs import paper
 from jcs.data.registry import SARSCOV2_BLOCKS
+from jcs.engine.relabel import needs_relabel
 
 from .health import collapse_notes, weak_notes
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
@@ -820,6 +821,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
     records, index, rows = [], [], []
     missing: Dict[str, List[str]] = {}
     ucsd_only: Dict[str, List[str]] = {}
+    stale_labels: Dict[str, List[str]] = {}  # COVID-CT-MD still scored with the previous labels
     sizes: Dict[str, Tuple[Any, Any]] = {}
     for p in shown:
         for name in classifier_runs(p, list(loaded[p])):
@@ -829,9 +831,14 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
             if any(_trained_on_ucsd_only(r) for r in results):
                 ucsd_only.setdefault(p, []).append(name)
             record: Dict[Tuple[str, str], float] = {}
+            old_labels = [r for r in results if needs_relabel(r)]
+            if old_labels:
+                stale_labels.setdefault(p, []).append(name)
             for metric, key in _CLS_METRICS:
                 for dataset, test in CLS_TESTS:
-                    blocks = [b for b in (_test_block(r, dataset) for r in results) if b]
+                    scored = [r for r in results
+                              if dataset != "covid-ct-md" or not any(r is o for o in old_labels)]
+                    blocks = [b for b in (_test_block(r, dataset) for r in scored) if b]
                     mean, std, _ = seed_stats([(b.get("metrics") or {}).get(key) for b in blocks])
                     record[(metric, test)], record[(metric, f"{test} std")] = mean, std
                     if blocks and dataset not in sizes:
@@ -859,6 +866,12 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
                      "added; their real-scan and COVID-CT-MD cells are —): "
                      + "; ".join(f"{labels[p]} {', '.join(names)}"
                                  for p, names in ucsd_only.items()) + ".")
+    if stale_labels:
+        notes.append("Left out of the COVID-CT-MD column: seeds whose results files still count CAP "
+                     "lesion slices as positives (written before 2026-11-30; rescore them with "
+                     "scripts/relabel_ctmd_slices.py): " + "; ".join(
+                         f"{labels[p]} {', '.join(names)}" for p, names in stale_labels.items())
+                     + ".")
     if any(_classifier_model(n).endswith("efficientnet-lite2") for _, n in rows):
         notes.append(EFFICIENTNET_NOTE)
     per_profile: Dict[str, List[str]] = {}
@@ -1154,6 +1167,12 @@ def _table4_side_by_side(results_dir: PathLike, shown: Sequence[str],
                  f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
                  "the paper tests 400 patients.")
     notes += list(paper.TABLE4.notes)
+    if stale_labels:
+        notes.append("Left out of the COVID-CT-MD column: seeds whose results files still count CAP "
+                     "lesion slices as positives (written before 2026-11-30; rescore them with "
+                     "scripts/relabel_ctmd_slices.py): " + "; ".join(
+                         f"{labels[p]} {', '.join(names)}" for p, names in stale_labels.items())
+                     + ".")
     if any(_classifier_model(n).endswith("efficientnet-lite2") for _, n in rows):
         notes.append(EFFICIENTNET_NOTE)
     notes += _merged_differences(per_profile)
@@ -1270,7 +1289,8 @@ def table4_at_threshold(results_dir: PathLike = "results", profile: str = "auto"
 
 def table4_patients(results_dir: PathLike = "results", profile: str = "auto",
                     seed: int = 0) -> pd.DataFrame:
-    """One row per COVID-CT-MD patient: diagnosis, slices, labelled infected slices and the
+    """One row per COVID-CT-MD patient: diagnosis, slices, lesion slices (the dataset's infection
+    flag: COVID-19 or CAP lesions, as the diagnosis says) and the
     number of slices each classifier calls positive (what Table IV's rule counts)."""
     profile, runs = _table4_runs(results_dir, profile, [seed])
     rows: Dict[str, Dict[str, Any]] = {}
@@ -1278,11 +1298,11 @@ def table4_patients(results_dir: PathLike = "results", profile: str = "auto",
         for p in results[0]["patients"]:
             row = rows.setdefault(p["id"], {
                 "diagnosis": p["diagnosis"], "slices": p["n_slices"],
-                "infected slices (label)": (sum(p["slice_labels"]) if p["slice_labels"] is not None
+                "lesion slices (dataset label)": (sum(p["slice_labels"]) if p["slice_labels"] is not None
                                             else None)})
             row[f"positive slices, {RUN_LABELS.get(name, name)}"] = p["n_positive"]
     df = pd.DataFrame.from_dict(rows, orient="index")
-    df["infected slices (label)"] = df["infected slices (label)"].astype("Int64")  # None: unknown
+    df["lesion slices (dataset label)"] = df["lesion slices (dataset label)"].astype("Int64")  # None: unknown
     df.index.name = "patient"
     df.attrs.update({"title": "COVID-CT-MD patients behind Table IV", "profile": profile,
                      "hardware": hardware_label(runs), "source": "jcs.report.table4_patients"})
