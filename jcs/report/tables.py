@@ -1167,12 +1167,6 @@ def _table4_side_by_side(results_dir: PathLike, shown: Sequence[str],
                  f"{100 / max(1, n_pos):.0f}% and {100 / max(1, len(patients) - n_pos):.0f}%; "
                  "the paper tests 400 patients.")
     notes += list(paper.TABLE4.notes)
-    if stale_labels:
-        notes.append("Left out of the COVID-CT-MD column: seeds whose results files still count CAP "
-                     "lesion slices as positives (written before 2026-11-30; rescore them with "
-                     "scripts/relabel_ctmd_slices.py): " + "; ".join(
-                         f"{labels[p]} {', '.join(names)}" for p, names in stale_labels.items())
-                     + ".")
     if any(_classifier_model(n).endswith("efficientnet-lite2") for _, n in rows):
         notes.append(EFFICIENTNET_NOTE)
     notes += _merged_differences(per_profile)
