@@ -281,7 +281,10 @@ def test_classification_table_reads_the_three_tests(tmp_path):
         tests = {"sarscov2-ct": {"metrics": _cls_metrics(auc - 0.1), "per_image": _per_image(),
                                  "n_images": 8, "eval_s": 1.0},
                  "covid-ct-md": {"metrics": _cls_metrics(auc - 0.2, n_pos=3, n_neg=5),
-                                 "per_image": _per_image(), "n_images": 8, "eval_s": 1.0}}
+                                 "per_image": [dict(row, group=("COVID-19 infected" if row["label"]
+                                                                else "Normal"))
+                                               for row in _per_image()],
+                                 "n_images": 8, "eval_s": 1.0}}
         _pretrained(tmp_path, "classification", "jcs-classifier-efficientnet-lite2", seed,
                     weights=EFFNET, task="classification", metrics=_cls_metrics(auc),
                     per_image=_per_image(), tests=tests, test_dataset="ucsd-covid-ct",
