@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from jcs.data.ctmd_labels import PREVIOUS_TARGET, SLICE_TARGET, any_infection_labels, covid_slice_labels
 from jcs.metrics import classification_metrics, compute_group_aucs
 
-from .evaluate import _round
+from .evaluate import _round, _rounded_groups
 from .experiments import patient_slice_metrics
 from .provenance import code_state, now_iso, sha256_file
 from .results import load_result, write_result
@@ -81,8 +81,7 @@ def rescore_classifier(result: Dict[str, Any], groups: Mapping[str, str]) -> Dic
     for row, label, group in zip(rows, labels, row_groups):
         row["label"], row["group"] = int(label), group
     test["metrics"] = {k: _round(v) for k, v in classification_metrics(labels, scores).items()}
-    test["by_group"] = {g: {k: _round(v) for k, v in row.items()}
-                        for g, row in compute_group_aucs(labels, scores, row_groups).items()}
+    test["by_group"] = _rounded_groups(compute_group_aucs(labels, scores, row_groups))
     result["relabelled"] = _record(old, f"tests.{CTMD_TEST}")
     return result
 
@@ -98,8 +97,7 @@ def rescore_patients(result: Dict[str, Any]) -> Dict[str, Any]:
         raise RelabelError(f"the stored slice metrics count {old.get('n_pos')} positives, not the "
                            f"{infected} infected slices of '{PREVIOUS_TARGET}'; not rescoring.")
     metrics = patient_slice_metrics(result["patients"])
-    metrics["by_group"] = {g: {k: _round(v) for k, v in row.items()}
-                           for g, row in metrics["by_group"].items()}
+    metrics["by_group"] = _rounded_groups(metrics["by_group"])
     result["metrics"]["slice"] = {k: (_round(v) if k != "by_group" else v) for k, v in metrics.items()}
     result["relabelled"] = _record(old, "metrics.slice")
     return result
