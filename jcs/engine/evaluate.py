@@ -37,8 +37,16 @@ def _round(value: Any, digits: int = 6) -> Any:
     return value
 
 
-def _rounded_groups(groups: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    return {g: {k: _round(v) for k, v in row.items()} for g, row in groups.items()}
+def classification_summary(labels, scores, groups: Optional[List[str]] = None) -> Dict[str, Any]:
+    """``{"metrics": classification_metrics}`` of slice ``labels`` (1 = COVID-19) and ``scores``,
+    plus ``"by_group"`` (:func:`~jcs.metrics.compute_group_aucs`) when ``groups`` names one per
+    slice; values rounded for JSON. What every classifier test and Table IV's slice metrics hold."""
+    out: Dict[str, Any] = {"metrics": {k: _round(v) for k, v in
+                                       classification_metrics(labels, scores).items()}}
+    if groups is not None:
+        out["by_group"] = {g: {k: _round(v) for k, v in row.items()}
+                           for g, row in compute_group_aucs(labels, scores, groups).items()}
+    return out
 
 
 def png_name(name: str) -> str:
@@ -121,10 +129,9 @@ def run_evaluation(model: nn.Module, dataset: Dataset, task: str, *, device: tor
     model.train(was_training)
     result: Dict[str, Any] = {"task": task, "n_images": len(dataset), "per_image": per_image}
     if task == "classification":
-        result["metrics"] = {k: _round(v) for k, v in classification_metrics(labels, scores).items()}
-        if per_image and all("group" in row for row in per_image):
-            result["by_group"] = _rounded_groups(
-                compute_group_aucs(labels, scores, [row["group"] for row in per_image]))
+        grouped = bool(per_image) and all("group" in row for row in per_image)
+        result.update(classification_summary(
+            labels, scores, [row["group"] for row in per_image] if grouped else None))
     else:
         result["metrics"] = {k: _round(v) for k, v in seg_metrics.compute().items()}
         result["curves"] = {k: [_round(x) for x in np.asarray(v).tolist()]

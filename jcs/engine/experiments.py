@@ -31,13 +31,12 @@ from torch.utils.data import Subset
 
 from jcs.data import data_root as default_data_root
 from jcs.data.ctmd_labels import covid_slice_labels, slice_groups
-from jcs.metrics import (classification_metrics, compute_group_aucs, patient_threshold_scale,
-                         threshold_sweep)
+from jcs.metrics import patient_threshold_scale, threshold_sweep
 
 from . import distributed as dd
 from .cohort import table4_cohort, patient_slices
 from .datasets import evenly_spaced
-from .evaluate import classifier_scores, load_trained_model
+from .evaluate import classification_summary, classifier_scores, load_trained_model
 from .profiles import EVALUATION_ONLY, Profile, config_hash, get_profile, run_fields
 from .provenance import (code_state, device_info, hash_files, now_iso, package_versions,
                          peak_memory, reset_peak_memory)
@@ -216,7 +215,8 @@ def patient_slice_metrics(patients: List[Dict[str, Any]]) -> Dict[str, Any]:
     infection flags or None), ``slice_scores``): :func:`~jcs.metrics.classification_metrics` with
     label 1 = COVID-19 infection (:mod:`jcs.data.ctmd_labels`: CAP slices are negatives) over the
     patients with slice labels and every slice of the normal ones, plus ``"by_group"``
-    (:func:`~jcs.metrics.compute_group_aucs`). ``{}`` when no patient qualifies."""
+    (:func:`~jcs.metrics.compute_group_aucs`), rounded like every classifier test
+    (:func:`~jcs.engine.evaluate.classification_summary`). ``{}`` when no patient qualifies."""
     groups: List[str] = []
     scores: List[float] = []
     for p in patients:
@@ -226,10 +226,8 @@ def patient_slice_metrics(patients: List[Dict[str, Any]]) -> Dict[str, Any]:
         scores += list(p["slice_scores"])
     if not groups:
         return {}
-    labels = covid_slice_labels(groups)
-    metrics: Dict[str, Any] = dict(classification_metrics(labels, scores))
-    metrics["by_group"] = compute_group_aucs(labels, scores, groups)
-    return metrics
+    summary = classification_summary(covid_slice_labels(groups), scores, groups)
+    return {**summary["metrics"], "by_group": summary["by_group"]}
 
 
 def _classify_patients(model, cohort: List[Dict[str, Any]], size: int, prof: Profile,

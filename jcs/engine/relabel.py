@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from jcs.data.ctmd_labels import PREVIOUS_TARGET, SLICE_TARGET, any_infection_labels, covid_slice_labels
-from jcs.metrics import classification_metrics, compute_group_aucs
 
-from .evaluate import _round, _rounded_groups
+from .evaluate import classification_summary
 from .experiments import patient_slice_metrics
 from .provenance import code_state, now_iso, sha256_file
 from .results import load_result, write_result
@@ -80,8 +79,7 @@ def rescore_classifier(result: Dict[str, Any], groups: Mapping[str, str]) -> Dic
     old = test["metrics"]
     for row, label, group in zip(rows, labels, row_groups):
         row["label"], row["group"] = int(label), group
-    test["metrics"] = {k: _round(v) for k, v in classification_metrics(labels, scores).items()}
-    test["by_group"] = _rounded_groups(compute_group_aucs(labels, scores, row_groups))
+    test.update(classification_summary(labels, scores, row_groups))
     result["relabelled"] = _record(old, f"tests.{CTMD_TEST}")
     return result
 
@@ -96,9 +94,7 @@ def rescore_patients(result: Dict[str, Any]) -> Dict[str, Any]:
     if old.get("n_pos") != infected:
         raise RelabelError(f"the stored slice metrics count {old.get('n_pos')} positives, not the "
                            f"{infected} infected slices of '{PREVIOUS_TARGET}'; not rescoring.")
-    metrics = patient_slice_metrics(result["patients"])
-    metrics["by_group"] = _rounded_groups(metrics["by_group"])
-    result["metrics"]["slice"] = {k: (_round(v) if k != "by_group" else v) for k, v in metrics.items()}
+    result["metrics"]["slice"] = patient_slice_metrics(result["patients"])
     result["relabelled"] = _record(old, "metrics.slice")
     return result
 
