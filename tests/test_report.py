@@ -380,6 +380,48 @@ def test_table4_has_a_row_per_profile_and_classifier(tmp_path):
     assert ("Sensitivity", "ours, EfficientNet, labels") in single.columns
 
 
+def test_seeds_trained_on_older_data_are_left_out_until_retrained(tmp_path):
+    # seed 0 retrained on UCSD + the real-scan sample (what profile cpu trains on now), seed 1
+    # still the classifier trained on UCSD alone: its numbers measure another classifier
+    tests = {"sarscov2-ct": {"metrics": _cls_metrics(0.7), "per_image": _per_image(),
+                             "n_images": 8}}
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", seed=0, task="classification",
+          metrics=_cls_metrics(0.8), per_image=_per_image(), tests=tests,
+          data={"dataset": "ucsd-covid-ct+sarscov2-ct"})
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", seed=1, task="classification",
+          metrics=_cls_metrics(0.6), per_image=_per_image(), data={"dataset": "ucsd-covid-ct"})
+    # the pixel run has only old seeds: kept (nothing newer to compare with)
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier-pixel", seed=1,
+          task="classification", metrics=_cls_metrics(0.5), per_image=_per_image())
+    patients = [{"id": "a", "label": 1, "diagnosis": "x", "n_slices": 10, "n_positive": 9,
+                 "slice_labels": None}, {"id": "b", "label": 0, "diagnosis": "y",
+                                         "n_slices": 10, "n_positive": 1, "slice_labels": None}]
+    thresholds = {"paper": [15, 20, 25, 30], "scaled": [7.5, 10, 12.5, 15], "slice_mm": 2.0,
+                  "paper_slice_mm": 1.0, "scale": 0.5}
+    for seed, spec in ((0, 1.0), (1, 0.0)):
+        _fake(tmp_path, "cpu", "table4", "jcs-classifier", seed=seed, kind="patients",
+              classifier={"name": "jcs-classifier"}, patients=patients, thresholds=thresholds,
+              sweep=[{"threshold": t, "sensitivity": 1.0, "specificity": spec}
+                     for t in thresholds["scaled"]])
+    assert report.superseded_seeds(tmp_path, "cpu") == {"jcs-classifier": [(1, "ucsd-covid-ct")]}
+    assert report.superseded_seeds(tmp_path, "authors") == {}  # a profile jcs does not define
+    runs = report.load_runs(tmp_path, "cpu", "classification")
+    assert [r["seed"] for r in runs["jcs-classifier"]] == [0]
+    assert [r["seed"] for r in runs["jcs-classifier-pixel"]] == [1]
+    assert [r["seed"] for r in report.load_runs(tmp_path, "cpu", "table4")["jcs-classifier"]] == [0]
+    assert len(report.load_runs(tmp_path, "cpu", "table5", required=False)) == 0  # others as before
+    df = report.classification_table(tmp_path, "cpu")
+    row = df.iloc[df.attrs["rows"].index(("cpu", "jcs-classifier"))]
+    assert row[("AUC", report.CLS_TESTS[0][1])] == pytest.approx(0.8)  # seed 0 alone, not 0.7
+    notes = " ".join(df.attrs["notes"])
+    assert ("jcs-classifier seed 1 left out (classification results of a classifier trained on "
+            "ucsd-covid-ct, not on ucsd-covid-ct+sarscov2-ct") in notes
+    assert "--seeds 1 --only classification/jcs-classifier table4/jcs-classifier" in notes
+    t4 = report.table4(tmp_path, "cpu")
+    assert t4.loc[25, ("Specificity", "ours, labels")] == 1.0  # seed 0's, not the mean with seed 1
+    assert any("seed 1 left out (table4 results" in n for n in t4.attrs["notes"])
+
+
 def test_gap_closed_by_hand(tmp_path):
     assert report.gap_closed(0.8, 0.6, 0.7) == pytest.approx(0.5)  # half of the 0.2 gap
     assert report.gap_closed(0.8, 0.6, 0.5) == pytest.approx(-0.5)  # worse than from scratch

@@ -19,7 +19,8 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "provenance_table", "run_label", "training_minutes", "initialisation_of", "authors_notes",
            "authors_missing",
            "borrowed_notes", "describe_initialisation", "initialisation_notes", "initialisation_summary",
-           "outdated_runs", "outdated_notes", "project_dir", "shown_path"]
+           "outdated_runs", "outdated_notes", "project_dir", "shown_path", "superseded_seeds",
+           "superseded_notes"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -192,15 +193,81 @@ def _paper_order(name: str) -> Tuple[int, str]:
     return (RUN_ORDER.index(name) if name in RUN_ORDER else len(RUN_ORDER), name)
 
 
+# Experiments whose seeds depend on a classifier's training data (see :func:`superseded_seeds`).
+CLASSIFIER_EXPERIMENTS = ("classification", "table4")
+
+
+def _profile_cls_data(profile: str) -> Optional[str]:
+    """What ``profile`` trains its classifiers on now (``"ucsd-covid-ct+sarscov2-ct"``, as
+    :func:`jcs.engine.train.train_run` writes it in ``config.dataset``); None for a profile that
+    :mod:`jcs.engine.profiles` does not define (e.g. ``authors``)."""
+    from jcs.engine.profiles import PROFILES
+
+    prof = PROFILES.get(profile)
+    return "+".join(prof.cls_datasets) if prof is not None else None
+
+
+def superseded_seeds(results_dir: PathLike, profile: str) -> Dict[str, List[Tuple[int, str]]]:
+    """``{classifier run: [(seed, training data)]}``: the seeds of ``profile`` whose classifier
+    was trained on other data than the profile trains on now (``config.dataset`` of the
+    ``classification`` result, e.g. UCSD COVID-CT alone, before the real-scan sample joined)
+    while another seed of the same run is trained on the current data. Their numbers measure a
+    different classifier: :func:`load_runs` leaves them (and the ``table4`` results of the same
+    run and seed, which evaluate that classifier) out of ``classification`` and ``table4``
+    until they are retrained; :func:`superseded_notes` names them. A run none of whose seeds has
+    the current data keeps all of them (the tables say what it was trained on)."""
+    current = _profile_cls_data(profile)
+    if current is None:
+        return {}
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    for result in load_results(results_dir, profile, "classification"):
+        runs.setdefault(result["name"], []).append(result)
+    found: Dict[str, List[Tuple[int, str]]] = {}
+    for name, results in runs.items():
+        data = {r["seed"]: ((r.get("config") or {}).get("dataset")
+                            or (r.get("data") or {}).get("dataset") or "ucsd-covid-ct")
+                for r in results}
+        if current in data.values():
+            old = [(seed, d) for seed, d in sorted(data.items()) if d != current]
+            if old:
+                found[name] = old
+    return found
+
+
+def superseded_notes(results_dir: PathLike, profile: str, label: str,
+                     experiment: str = "classification") -> List[str]:
+    """A note per classifier run of ``profile`` with seeds left out by :func:`superseded_seeds`:
+    which seeds, what they were trained on, and the command that retrains them; ``[]`` when
+    none is."""
+    notes = []
+    for name, old in superseded_seeds(results_dir, profile).items():
+        seeds = [s for s, _ in old]
+        data = sorted({d for _, d in old})
+        plural = "s" if len(seeds) > 1 else ""
+        notes.append(
+            f"{label}: {name} seed{plural} {', '.join(map(str, seeds))} left out ({experiment} "
+            f"results of a classifier trained on {' / '.join(data)}, not on "
+            f"{_profile_cls_data(profile)} like the other seeds) until retrained: `jcs reproduce "
+            f"--profile {profile} --seeds {' '.join(map(str, seeds))} --only "
+            f"classification/{name} table4/{name}`.")
+    return notes
+
+
 def load_runs(results_dir: PathLike, profile: str, experiment: str,
               names: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
               required: bool = True) -> Dict[str, List[Dict[str, Any]]]:
     """``{run name: [result dict per seed]}`` of one experiment, in the order of ``names`` (all
-    runs, in :data:`RUN_ORDER`, when None); only ``seeds`` when given. A missing run raises
-    :class:`ResultsNotFoundError` when ``required``, else is left out."""
+    runs, in :data:`RUN_ORDER`, when None); only ``seeds`` when given. In ``classification`` and
+    ``table4``, seeds of a classifier trained on older data than its other seeds are left out
+    (:func:`superseded_seeds`). A missing run raises :class:`ResultsNotFoundError` when
+    ``required``, else is left out."""
     results = load_results(results_dir, profile, experiment)
+    left_out = (superseded_seeds(results_dir, profile)
+                if experiment in CLASSIFIER_EXPERIMENTS else {})
     runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
+        if result["seed"] in {s for s, _ in left_out.get(result["name"], [])}:
+            continue
         if seeds is None or result["seed"] in seeds:
             runs.setdefault(result["name"], []).append(result)
     if names is None:

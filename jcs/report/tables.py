@@ -32,7 +32,7 @@ from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
                       load_selected, profile_label, resolve_profile, run_label, seed_stats,
-                      shown_profiles)
+                      shown_profiles, superseded_notes)
 
 __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "CLASSIFIERS", "CLS_TESTS",
@@ -880,6 +880,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
+        notes += superseded_notes(results_dir, p, labels[p])
         notes += borrowed_notes(runs, labels[p])
         per_profile[p] = differences(runs, "classification", initialisation=False)
     notes += ["The paper reports no slice-level metrics; its Table IV is patient-level."]
@@ -1110,6 +1111,7 @@ def _table4_notes(results_dir: PathLike, profile: str, names: Sequence[str],
     if old:
         notes.append(f"{', '.join(old)}: trained on UCSD COVID-CT only (results written before "
                      "the real-scan sample was added to the training data).")
+    notes += superseded_notes(results_dir, profile, f"profile {profile}", "table4")
     notes += borrowed_notes(classifiers, f"profile {profile}, classifiers")
     return notes
 
