@@ -113,6 +113,40 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     b = torch.load(resumed["checkpoint"], weights_only=True)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # which process (and code) trained which iterations: one segment uninterrupted, two resumed
+    total = full["loss"]["iterations"]
+    (one,) = full["timing"]["segments"]
+    assert (one["from_iteration"], one["to_iteration"], one["from_epoch"]) == (0, total, 0)
+    assert one["code"]["sha"] == full["environment"]["git"]["sha"] and one["train_s"] > 0
+    first, second = resumed["timing"]["segments"]
+    assert first["from_iteration"] == 0 and first["to_epoch"] == 1
+    assert second["from_iteration"] == first["to_iteration"] and second["to_iteration"] == total
+    assert second["from_epoch"] == 1 and second["code"] == resumed["environment"]["git"]
+    assert resumed["timing"]["train_s"] == pytest.approx(first["train_s"] + second["train_s"],
+                                                         abs=0.01)
+
+
+def test_a_checkpoint_from_before_segments_resumes_with_an_unknown_first_segment(tmp_path,
+                                                                                  data_dir):
+    common = dict(profile="smoke", experiment="resume", quiet=True, results_dir=tmp_path,
+                  runs_dir=tmp_path)
+
+    class Killed(Exception):
+        pass
+
+    def kill(info):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train(FAST_MODEL, callbacks=[kill], **common)
+    (checkpoint,) = tmp_path.rglob("checkpoint.pt")
+    payload = torch.load(checkpoint, weights_only=True)
+    del payload["segments"]  # as written before segments were recorded
+    torch.save(payload, checkpoint)
+    resumed = train(FAST_MODEL, resume=True, **common)
+    old, new = resumed["timing"]["segments"]
+    assert old["code"] is None and "not known" in old["note"]
+    assert old["to_iteration"] == payload["iteration"] == new["from_iteration"]
 
 
 def test_pixel_supervised_classifier_smoke(tmp_path, data_dir):

@@ -17,7 +17,10 @@ evaluated without training, profile ``authors``: :mod:`jcs.engine.authors`) add
   + model, options, dataset, seed) and ``config_hash`` (sha256 of ``config``); a finished run
   is recognised by its config (:func:`finished`).
 * ``data``: dataset, split names, sha256 of every data file read, manifest check.
-* ``timing``: ``train_s``, ``eval_s``, ``started``, ``finished`` (UTC ISO 8601);
+* ``timing``: ``train_s``, ``eval_s``, ``started``, ``finished`` (UTC ISO 8601) and (training)
+  ``segments``: one per process that trained the run (a fresh start, then each resume of
+  ``checkpoint.pt``) with its iterations, ``train_s`` and git state (``code``; None for
+  stretches checkpointed before segments were recorded);
   ``memory``: peak bytes and what was measured; ``environment``: git SHA + dirty flag, package
   versions, device, and (training) ``distributed``: world size, backend, batch scope, global and
   per-process batch, ``sync_batchnorm`` and ``ranks`` (rank, host and device of every process);

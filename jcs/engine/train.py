@@ -314,9 +314,10 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         iters_per_epoch=min(len(loader), recipe.max_iters or len(loader)),
         state={"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
                "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
-               "best": {"epoch": None, "score": float("-inf")}})
+               "best": {"epoch": None, "score": float("-inf")}, "segments": []})
     if dd.broadcast(resume and paths.checkpoint.is_file(), ctx):  # rank 0 decides for all
         session.state = _load_state(session)
+    _open_segment(session.state, code)
     reset_peak_memory(device)
     _fit(session, callbacks, quiet_default(quiet) or not ctx.is_main)
     ranks = dd.rank_devices(device, ctx)
@@ -376,7 +377,8 @@ def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, i
                                                   for k, v in splits.as_dict().items()}}),
         "timing": {"train_s": round(state["train_s"], 3),
                    "eval_s": round(evaluation["eval_s"] + sum(t["eval_s"] for t in tests.values()), 3),
-                   "started": state["started"], "finished": now_iso()},
+                   "started": state["started"], "finished": now_iso(),
+                   "segments": state["segments"]},
         "memory": peak_memory(device),
         "environment": {"git": code, "versions": package_versions(),
                         "device": device_info(device), "precision": precision,
@@ -452,6 +454,8 @@ def _fit(s: _Session, callbacks: Sequence[Callback], quiet: bool) -> None:
             _select(s, epoch)  # rank 0 only: the other ranks wait in their next collective
         state["epoch"] = epoch + 1
         state["train_s"] = train_s_before + time.perf_counter() - session_start
+        state["segments"][-1].update(to_iteration=state["iteration"], to_epoch=state["epoch"],
+                                     train_s=round(state["train_s"] - train_s_before, 3))
         if state["epoch"] % s.profile.checkpoint_every == 0 or state["epoch"] == recipe.epochs:
             _save_state(s)
             dd.barrier(s.ctx)  # the checkpoint exists before any rank goes on (or is killed)
@@ -492,8 +496,7 @@ def _save_state(s: _Session) -> None:
     if not s.ctx.is_main:
         return
     payload = {"format": CHECKPOINT_FORMAT, "config_hash": s.config_hash,
-               **{k: s.state[k] for k in ("epoch", "iteration", "train_s", "started", "history",
-                                          "best")},
+               **{k: s.state[k] for k in _STATE_KEYS},
                "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
                "rng": rngs[0]}
     if s.ctx.distributed:
@@ -522,7 +525,28 @@ def _load_state(s: _Session) -> Dict[str, Any]:
     s.optimizer.load_state_dict(payload["optimizer"])
     set_rng_state(payload["rng_ranks"][s.ctx.rank] if s.ctx.distributed else payload["rng"],
                   s.generator)
-    return {k: payload[k] for k in ("epoch", "iteration", "train_s", "started", "history", "best")}
+    state = {k: payload[k] for k in _STATE_KEYS if k != "segments"}
+    state["segments"] = list(payload.get("segments") or [
+        {"from_iteration": 0, "to_iteration": payload["iteration"], "to_epoch": payload["epoch"],
+         "train_s": round(payload["train_s"], 3), "code": None,
+         "note": "checkpoint written before training segments were recorded: the code it ran "
+                 "is not known"}])
+    return state
+
+
+# what checkpoint.pt keeps of a run's state besides the weights, optimizer and RNG
+_STATE_KEYS = ("epoch", "iteration", "train_s", "started", "history", "best", "segments")
+
+
+def _open_segment(state: Dict[str, Any], code: Optional[Dict[str, Any]]) -> None:
+    """Start a training segment: one process's stretch of a run, from a fresh start or a resume
+    of ``checkpoint.pt`` to where it stopped. Each keeps the git state this process runs
+    (:func:`~jcs.engine.provenance.code_state`) and its own ``train_s`` (wall-clock seconds of
+    training, pauses of the process included), so that a run resumed across commits says which
+    code trained which iterations (``timing.segments`` of the results file)."""
+    state["segments"].append({"started": now_iso(), "from_iteration": state["iteration"],
+                              "from_epoch": state["epoch"], "to_iteration": state["iteration"],
+                              "to_epoch": state["epoch"], "train_s": 0.0, "code": code})
 
 
 def _save_model(path: Path, model: nn.Module, options: Dict[str, Any], task: str, recipe: Recipe,
