@@ -422,6 +422,20 @@ def test_seeds_trained_on_older_data_are_left_out_until_retrained(tmp_path):
     assert any("seed 1 left out (table4 results" in n for n in t4.attrs["notes"])
 
 
+def test_provenance_names_the_code_of_each_stretch_of_a_resumed_run(tmp_path):
+    seg = lambda sha, a, b, dirty=False: {"from_iteration": a, "to_iteration": b,  # noqa: E731
+                                          "code": sha and {"sha": sha * 5, "dirty": dirty}}
+    _fake(tmp_path, "cpu", "table5", "jcs-seg", timing={"segments": [seg("abcdefgh", 0, 26)]})
+    table = report.provenance_table(tmp_path, "cpu", "table5")
+    assert "trained in" not in table  # one process: no column
+    _fake(tmp_path, "cpu", "table5", "jcs-seg", seed=1, timing={"segments": [
+        seg(None, 0, 26), seg("12345678", 26, 130, dirty=True), seg("abcdefgh", 130, 416)]})
+    table = report.provenance_table(tmp_path, "cpu", "table5").set_index("seed")
+    assert table.loc[1, "trained in"] == ("3 processes: unknown code (iterations 0–26), "
+                                          "1234567 (dirty) (26–130), abcdefg (130–416)")
+    assert pd.isna(table.loc[0, "trained in"])
+
+
 def test_gap_closed_by_hand(tmp_path):
     assert report.gap_closed(0.8, 0.6, 0.7) == pytest.approx(0.5)  # half of the 0.2 gap
     assert report.gap_closed(0.8, 0.6, 0.5) == pytest.approx(-0.5)  # worse than from scratch

@@ -385,11 +385,28 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
             "finished": _minute(timing.get("finished")),
             "data digest": (data.get("digest") or data.get("files_digest") or "")[:12] or None,
             "borrowed from": (result.get("borrowed_from") or {}).get("result"),
+            "trained in": _segments_label(timing.get("segments")),
         })
     df = pd.DataFrame(rows)
-    if "borrowed from" in df and df["borrowed from"].isna().all():
-        df = df.drop(columns="borrowed from")  # the column only where a run is borrowed
+    for column in ("borrowed from", "trained in"):  # only where a run is borrowed / resumed
+        if column in df and df[column].isna().all():
+            df = df.drop(columns=column)
     return df
+
+
+def _segments_label(segments: Optional[List[Dict[str, Any]]]) -> Optional[str]:
+    """``"2 processes: 4f582c3 (iterations 0–26), 612d15d (26–416)"`` for a run resumed from
+    its checkpoint (``timing.segments``); None for a run trained by one process."""
+    if not segments or len(segments) < 2:
+        return None
+    parts = []
+    for i, seg in enumerate(segments):
+        code = seg.get("code") or {}
+        sha = (code["sha"][:7] if code.get("sha") else "unknown code") + (
+            " (dirty)" if code.get("dirty") else "")
+        span = f"{seg.get('from_iteration')}–{seg.get('to_iteration')}"
+        parts.append(f"{sha} ({'iterations ' if i == 0 else ''}{span})")
+    return f"{len(segments)} processes: " + ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
