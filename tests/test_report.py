@@ -3,6 +3,7 @@ the shapes of every table, on hand-made results files (exact numbers) and on smo
 by the engine (real data, tiny size)."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -614,6 +615,43 @@ def test_committed_profiles_with_fig9_maps_have_them_for_every_classifier(data_d
                                 f"'runs', names=[{name!r}])")
             checked += 1
     assert checked >= 3
+
+
+def test_exported_maps_say_which_training_they_come_from(smoke_results, data_dir, tmp_path):
+    import shutil
+
+    from jcs.engine.provenance import sha256_file
+    from jcs.report.figures import _activation_maps, _maps_available
+
+    shutil.copytree(smoke_results / "smoke" / "classification", tmp_path / "smoke" / "classification",
+                    ignore=shutil.ignore_patterns("*_cams"))
+    runs = smoke_results.parent / "runs"
+    (folder,) = report.export_activation_maps(tmp_path, "smoke", runs, names=["jcs-classifier"])
+    source = json.loads((folder / "source.json").read_text())
+    result = report.load_runs(tmp_path, "smoke", "classification", ["jcs-classifier"])[
+        "jcs-classifier"][0]
+    assert source["config_hash"] == result["config_hash"]
+    assert source["checkpoint_sha256"] == sha256_file(report.find_checkpoint(result, runs))
+    slices = report.activation_map_slices("medseg", 2, root=data_dir)
+    # without the checkpoint the saved maps are read, while they belong to the run ...
+    path = Path(result["path"])
+    stored = json.loads(path.read_text())
+    stored["checkpoint"] = None
+    path.write_text(json.dumps(stored))
+    result = report.load_runs(tmp_path, "smoke", "classification", ["jcs-classifier"])[
+        "jcs-classifier"][0]
+    empty = tmp_path / "no-runs"
+    assert report.saved_maps_mismatch(result) is None and _maps_available(result, slices, empty)
+    assert len(_activation_maps(result, slices, empty, "cpu")) == 2
+    # ... and not once the run is retrained (another config): they show another classifier
+    stored["config_hash"] = "0" * 64
+    path.write_text(json.dumps(stored))
+    result = report.load_runs(tmp_path, "smoke", "classification", ["jcs-classifier"])[
+        "jcs-classifier"][0]
+    assert "exported from another training" in report.saved_maps_mismatch(result)
+    assert not _maps_available(result, slices, empty)
+    with pytest.raises(FileNotFoundError, match="export them again"):
+        _activation_maps(result, slices, empty, "cpu")
 
 
 def test_wide_tables_are_shown_as_one_table_per_group_of_metrics():

@@ -9,7 +9,8 @@ from .datasets import (covid_cs_composition, ctmd_geometry, data_composition, me
                        scanner_table, ucsd_demographics)
 from .figures import (activation_map_slices, activation_profiles, export_activation_maps,
                       find_checkpoint, missing_activation_maps, plot_activation_maps,
-                      plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc)
+                      plot_dice_histogram, plot_loss_curves, plot_qualitative, plot_roc,
+                      saved_maps_mismatch)
 from .diagnostics import cross_source_groups, cross_source_tries
 from .format import format_table, note_missing, show, table_view
 from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors_missing,
@@ -40,6 +41,6 @@ __all__ = [
     "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scaling_figure",
     "scaling_table", "scanner_table",
     "seed_stats", "segmentation_metrics", "show", "streams_probe", "superseded_notes",
-    "superseded_seeds", "table4", "table4_patients", "table5", "table6",
+    "superseded_seeds", "saved_maps_mismatch", "table4", "table4_patients", "table5", "table6",
     "table7", "table_view", "training_minutes", "training_profile", "ucsd_demographics",
 ]

@@ -13,7 +13,7 @@ from jcs.data import SegmentationSlices, dataset_path, read_mask, read_slice
 from jcs.metrics import roc_curve
 
 from .results import (COLUMN_ORDER, REPO_ROOT, available_profiles, load_runs, load_selected,
-                      profile_label, resolve_profile, run_label, shown_profiles)
+                      profile_label, resolve_profile, run_label, shown_path, shown_profiles)
 from .tables import (CLASSIFIERS, CLS_TESTS, DICE_BINS, JCS_RUN, RUN_LABELS, TABLE7_RUNS,
                      _per_image, _test_block, dice_by_area)
 
@@ -258,6 +258,29 @@ def _saved_cams_dir(result: Dict[str, Any]) -> Path:
     return path.with_name(f"{path.stem}_cams")
 
 
+# beside the PNGs: which training of the run they come from (:func:`export_activation_maps`)
+MAPS_SOURCE = "source.json"
+
+
+def saved_maps_mismatch(result: Dict[str, Any]) -> Optional[str]:
+    """Why the maps saved beside ``result`` do not belong to it: exported from a checkpoint of
+    another training of the run (``config_hash`` of ``source.json`` ≠ the result's, e.g. the
+    classifier was retrained on other data since); None when they belong to it, or when they
+    were saved before ``source.json`` was written (nothing to compare)."""
+    source = _saved_cams_dir(result) / MAPS_SOURCE
+    if not source.is_file():
+        return None
+    import json
+
+    recorded = json.loads(source.read_text(encoding="utf-8")).get("config_hash")
+    if recorded == result.get("config_hash"):
+        return None
+    return (f"the maps in {source.parent} were exported from another training of "
+            f"{result['name']} (config {str(recorded)[:12]}, the results file has "
+            f"{str(result.get('config_hash'))[:12]}); export them again from its checkpoint "
+            "(jcs.report.export_activation_maps)")
+
+
 def _activation_maps(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
                      runs_dir: Optional[PathLike], device: str) -> List[np.ndarray]:
     """Maps of one classifier run: computed from its checkpoint when present, else read from
@@ -268,6 +291,10 @@ def _activation_maps(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
     from PIL import Image
 
     folder = _saved_cams_dir(result)
+    mismatch = saved_maps_mismatch(result)
+    if mismatch:
+        raise FileNotFoundError(f"no checkpoint of {result['name']} ({result['profile']}, seed "
+                                f"{result['seed']}), and {mismatch}")
     missing = [s["name"] for s in slices if not (folder / f"{s['name']}.png").is_file()]
     if missing:
         raise FileNotFoundError(
@@ -287,8 +314,15 @@ def export_activation_maps(results_dir: PathLike = "results", profile: str = "au
     the Fig. 9 slices as 8-bit PNGs (``size``² pixels) in ``<results stem>_cams/`` beside its
     results file, so that the book can show Fig. 9 without the checkpoints (which are not
     committed). A run without a checkpoint raises FileNotFoundError, or with
-    ``missing="skip"`` is skipped (with a message). Returns the folders written."""
+    ``missing="skip"`` is skipped (with a message). Each folder gets ``source.json``: the
+    run's ``config_hash``, the checkpoint and its sha256, the git state of this code, so that
+    maps of an earlier training are not shown for a retrained run (:func:`saved_maps_mismatch`).
+    Returns the folders written."""
+    import json
+
     from PIL import Image
+
+    from jcs.engine.provenance import code_state, now_iso, sha256_file
 
     if missing not in ("raise", "skip"):
         raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
@@ -312,6 +346,10 @@ def export_activation_maps(results_dir: PathLike = "results", profile: str = "au
                 image = Image.fromarray(np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8))
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
                 image.save(folder / f"{item['name']}.png")
+            (folder / MAPS_SOURCE).write_text(json.dumps({
+                "config_hash": result.get("config_hash"), "checkpoint": shown_path(checkpoint),
+                "checkpoint_sha256": sha256_file(checkpoint), "size": size, "device": device,
+                "exported": now_iso(), "code": code_state()}, indent=1) + "\n", encoding="utf-8")
             folders.append(folder)
     return folders
 
@@ -320,7 +358,8 @@ def _maps_available(result: Dict[str, Any], slices: Sequence[Dict[str, Any]],
                     runs_dir: Optional[PathLike]) -> bool:
     folder = _saved_cams_dir(result)
     return (find_checkpoint(result, runs_dir) is not None
-            or all((folder / f"{s['name']}.png").is_file() for s in slices))
+            or (saved_maps_mismatch(result) is None
+                and all((folder / f"{s['name']}.png").is_file() for s in slices)))
 
 
 def activation_profiles(results_dir: PathLike = "results",
