@@ -609,6 +609,7 @@ def test_committed_profiles_with_fig9_maps_have_them_for_every_classifier(data_d
         if not any(f.is_dir() for f in folders.values()):
             continue  # a profile without exported maps (gpu): the book names it as missing
         for name, folder in folders.items():
+            assert report.saved_maps_mismatch(runs[name][0]) is None, f"{profile}/{name}"
             absent = [s["name"] for s in slices if not (folder / f"{s['name']}.png").is_file()]
             assert not absent, (f"{profile}/{name}: no Fig. 9 maps for {absent}; run "
                                 f"jcs.report.export_activation_maps('results', {profile!r}, "
@@ -652,6 +653,25 @@ def test_exported_maps_say_which_training_they_come_from(smoke_results, data_dir
     assert not _maps_available(result, slices, empty)
     with pytest.raises(FileNotFoundError, match="export them again"):
         _activation_maps(result, slices, empty, "cpu")
+
+
+def test_maps_copied_with_a_borrowed_run_belong_to_it_while_the_donor_is_unchanged(tmp_path):
+    donor = _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
+                  config_hash="a" * 64)
+    copy = _fake(tmp_path, "cpu-pretrained", "classification", "jcs-classifier",
+                 task="classification", config_hash="b" * 64,
+                 borrowed_from={"profile": "cpu", "result": "cpu/classification/jcs-classifier.json"})
+    for path in (donor, copy):
+        folder = Path(path).with_name("jcs-classifier_cams")
+        folder.mkdir()
+        (folder / "source.json").write_text(json.dumps({"config_hash": "a" * 64}))
+    load = lambda p: report.load_runs(tmp_path, p, "classification")["jcs-classifier"][0]  # noqa: E731
+    assert report.saved_maps_mismatch(load("cpu")) is None
+    assert report.saved_maps_mismatch(load("cpu-pretrained")) is None  # the donor's maps
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
+          config_hash="c" * 64)  # the donor retrained: both copies of the maps are stale
+    assert "another training" in report.saved_maps_mismatch(load("cpu"))
+    assert "another training" in report.saved_maps_mismatch(load("cpu-pretrained"))
 
 
 def test_wide_tables_are_shown_as_one_table_per_group_of_metrics():

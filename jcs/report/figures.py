@@ -275,6 +275,11 @@ def saved_maps_mismatch(result: Dict[str, Any]) -> Optional[str]:
     recorded = json.loads(source.read_text(encoding="utf-8")).get("config_hash")
     if recorded == result.get("config_hash"):
         return None
+    borrowed = result.get("borrowed_from") or {}  # maps copied with a borrowed run: the donor's
+    donor = Path(result["path"]).parents[2] / borrowed.get("result", "") if borrowed else None
+    if donor is not None and donor.is_file():
+        if json.loads(donor.read_text(encoding="utf-8")).get("config_hash") == recorded:
+            return None
     return (f"the maps in {source.parent} were exported from another training of "
             f"{result['name']} (config {str(recorded)[:12]}, the results file has "
             f"{str(result.get('config_hash'))[:12]}); export them again from its checkpoint "
