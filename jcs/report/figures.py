@@ -416,6 +416,10 @@ def _activation_profile(results_dir: PathLike, profile: str, slices: Sequence[Di
     return resolve_profile(results_dir, profile, ["classification"])
 
 
+# written on a Fig. 9 panel whose map is zero everywhere (no positive evidence for COVID-19)
+EMPTY_MAP = "empty: no evidence\nfor COVID-19"
+
+
 def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto",
                          slices: Union[str, List[Dict[str, Any]]] = "covid-cs",
                          runs_dir: Optional[PathLike] = None, device: str = "cpu", seed: int = 0):
@@ -425,8 +429,10 @@ def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto
     (``"covid-cs"``, ``"medseg"`` or a list from :func:`activation_map_slices`; MedSeg slices
     with their lesion outline in white). A run's maps come from its checkpoint (``runs/``, see
     :func:`find_checkpoint`), else from the PNGs saved by :func:`export_activation_maps`; runs
-    with neither are left out, FileNotFoundError when no run has maps. ``profile="auto"``: the
-    best profile that has maps to show (:func:`activation_profiles` lists them all)."""
+    with neither are left out, FileNotFoundError when no run has maps. A panel whose map is zero
+    everywhere (Grad-CAM keeps positive evidence only) says so (:data:`EMPTY_MAP`).
+    ``profile="auto"``: the best profile that has maps to show (:func:`activation_profiles`
+    lists them all)."""
     plt = _plt()
     from jcs.explain import overlay
 
@@ -456,6 +462,9 @@ def plot_activation_maps(results_dir: PathLike = "results", profile: str = "auto
         axes[top, c].set_title(f"{item['source']}\n{item['name'][-8:]}", fontsize=7)
         for r, (name, maps) in enumerate(columns, start=1):
             axes[top + r, c].imshow(overlay(item["image"], maps[i]))
+            if not np.any(np.asarray(maps[i]) > 0):  # Grad-CAM's ReLU left nothing
+                axes[top + r, c].text(0.5, 0.04, EMPTY_MAP, transform=axes[top + r, c].transAxes,
+                                      ha="center", va="bottom", fontsize=5.5, color="white")
             if item["mask"] is not None and item["mask"].any():
                 axes[top + r, c].contour(item["mask"].astype(float), levels=[0.5],
                                          colors=["white"], linewidths=0.6)
