@@ -11,6 +11,7 @@ import pytest
 
 import jcs.report as report
 from jcs import paper
+from jcs.engine.provenance import sha256_file
 from jcs.engine.results import SCHEMA, SCHEMA_VERSION, result_path, write_result
 
 DEVICE = {"type": "cpu", "name": "Test CPU", "cpu_count": 2}
@@ -405,22 +406,39 @@ def test_seeds_trained_on_older_data_are_left_out_until_retrained(tmp_path):
               sweep=[{"threshold": t, "sensitivity": 1.0, "specificity": spec}
                      for t in thresholds["scaled"]])
     assert report.superseded_seeds(tmp_path, "cpu") == {"jcs-classifier": [(1, "ucsd-covid-ct")]}
-    assert report.superseded_seeds(tmp_path, "authors") == {}  # a profile jcs does not define
     runs = report.load_runs(tmp_path, "cpu", "classification")
     assert [r["seed"] for r in runs["jcs-classifier"]] == [0]
     assert [r["seed"] for r in runs["jcs-classifier-pixel"]] == [1]
     assert [r["seed"] for r in report.load_runs(tmp_path, "cpu", "table4")["jcs-classifier"]] == [0]
-    assert len(report.load_runs(tmp_path, "cpu", "table5", required=False)) == 0  # others as before
     df = report.classification_table(tmp_path, "cpu")
     row = df.iloc[df.attrs["rows"].index(("cpu", "jcs-classifier"))]
     assert row[("AUC", report.CLS_TESTS[0][1])] == pytest.approx(0.8)  # seed 0 alone, not 0.7
     notes = " ".join(df.attrs["notes"])
-    assert ("jcs-classifier seed 1 left out (classification results of a classifier trained on "
-            "ucsd-covid-ct, not on ucsd-covid-ct+sarscov2-ct") in notes
+    assert ("jcs-classifier seed 1 left out (a classifier trained on ucsd-covid-ct, not on "
+            "ucsd-covid-ct+sarscov2-ct like the other seeds)") in notes
     assert "--seeds 1 --only classification/jcs-classifier table4/jcs-classifier" in notes
     t4 = report.table4(tmp_path, "cpu")
     assert t4.loc[25, ("Specificity", "ours, labels")] == 1.0  # seed 0's, not the mean with seed 1
-    assert any("seed 1 left out (table4 results" in n for n in t4.attrs["notes"])
+    assert any(n.startswith("jcs-classifier seed 1 left out") for n in t4.attrs["notes"])
+    # seed 0 retrained again, Table IV not rerun: its table4 file evaluated the earlier training
+    cls0 = report.load_runs(tmp_path, "cpu", "classification")["jcs-classifier"][0]
+    t4_path = Path(report.load_runs(tmp_path, "cpu", "table4")["jcs-classifier"][0]["path"])
+    stored = json.loads(t4_path.read_text())
+    stored["config"]["classifier_config_hash"] = "e" * 64  # not cls0's
+    t4_path.write_text(json.dumps(stored))
+    assert cls0["config_hash"] != "e" * 64
+    assert report.stale_patient_results(tmp_path, "cpu") == {"jcs-classifier": [0]}
+    assert "jcs-classifier" not in report.load_runs(tmp_path, "cpu", "table4")
+    assert len(report.load_runs(tmp_path, "cpu", "table4", keep_superseded=True)[
+        "jcs-classifier"]) == 2  # timings keep every file
+    assert any("Table IV of jcs-classifier seed(s) 0 left out" in n
+               for n in report.superseded_notes(tmp_path, "cpu", "", "table4"))
+    # a profile jcs does not define (results from elsewhere) keeps every seed
+    for seed, data in ((0, "ucsd-covid-ct+sarscov2-ct"), (1, "ucsd-covid-ct")):
+        _fake(tmp_path, "mine", "classification", "jcs-classifier", seed=seed,
+              task="classification", data={"dataset": data})
+    assert report.superseded_seeds(tmp_path, "mine") == {}
+    assert len(report.load_runs(tmp_path, "mine", "classification")["jcs-classifier"]) == 2
 
 
 def test_provenance_names_the_code_of_each_stretch_of_a_resumed_run(tmp_path):
@@ -432,7 +450,7 @@ def test_provenance_names_the_code_of_each_stretch_of_a_resumed_run(tmp_path):
     _fake(tmp_path, "cpu", "table5", "jcs-seg", seed=1, timing={"segments": [
         seg(None, 0, 26), seg("12345678", 26, 130, dirty=True), seg("abcdefgh", 130, 416)]})
     table = report.provenance_table(tmp_path, "cpu", "table5").set_index("seed")
-    assert table.loc[1, "trained in"] == ("3 processes: unknown code (iterations 0–26), "
+    assert table.loc[1, "trained in"] == ("3 launches: unknown code (iterations 0–26), "
                                           "1234567 (dirty) (26–130), abcdefg (130–416)")
     assert pd.isna(table.loc[0, "trained in"])
 
@@ -655,45 +673,37 @@ def test_exported_maps_say_which_training_they_come_from(smoke_results, data_dir
         _activation_maps(result, slices, empty, "cpu")
 
 
-def test_maps_copied_with_a_borrowed_run_belong_to_it_while_the_donor_is_unchanged(tmp_path):
+def test_maps_copied_with_a_borrowed_run_belong_to_the_training_it_borrowed(tmp_path):
+    block = {"profile": "cpu", "result": "cpu/classification/jcs-classifier.json"}
     donor = _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
                   config_hash="a" * 64)
-    copy = _fake(tmp_path, "cpu-pretrained", "classification", "jcs-classifier",
-                 task="classification", config_hash="b" * 64,
-                 borrowed_from={"profile": "cpu", "result": "cpu/classification/jcs-classifier.json"})
-    for path in (donor, copy):
-        folder = Path(path).with_name("jcs-classifier_cams")
+    old_copy = _fake(tmp_path, "cpu-pretrained", "classification", "jcs-classifier",
+                     task="classification", config_hash="b" * 64,
+                     borrowed_from=dict(block, sha256=sha256_file(donor)))  # no donor hash
+    new_copy = _fake(tmp_path, "cpu-pretrained", "classification", "jcs-classifier", seed=1,
+                     task="classification", config_hash="b" * 64,
+                     borrowed_from=dict(block, config_hash="a" * 64))
+    for path in (donor, old_copy, new_copy):
+        folder = Path(path).with_name(f"{Path(path).stem}_cams")
         folder.mkdir()
         (folder / "source.json").write_text(json.dumps({"config_hash": "a" * 64}))
-    load = lambda p: report.load_runs(tmp_path, p, "classification")["jcs-classifier"][0]  # noqa: E731
-    assert report.saved_maps_mismatch(load("cpu")) is None
-    assert report.saved_maps_mismatch(load("cpu-pretrained")) is None  # the donor's maps
+
+    def mismatch(profile, seed=0):
+        runs = report.load_runs(tmp_path, profile, "classification")["jcs-classifier"]
+        return report.saved_maps_mismatch(next(r for r in runs if r["seed"] == seed))
+
+    assert mismatch("cpu") is None
+    assert mismatch("cpu-pretrained") is None  # the donor's maps, donor file unchanged
+    assert mismatch("cpu-pretrained", 1) is None  # the donor's training, recorded at borrowing
+    (Path(new_copy).with_name("jcs-classifier.seed1_cams") / "source.json").write_text(
+        json.dumps({"config_hash": "d" * 64}))
+    assert "another training" in mismatch("cpu-pretrained", 1)
     _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification",
-          config_hash="c" * 64)  # the donor retrained: both copies of the maps are stale
-    assert "another training" in report.saved_maps_mismatch(load("cpu"))
-    assert "another training" in report.saved_maps_mismatch(load("cpu-pretrained"))
-
-
-def test_an_empty_activation_map_is_marked_on_its_panel(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    from jcs.report.figures import EMPTY_MAP
-
-    _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification")
-    folder = tmp_path / "cpu" / "classification" / "jcs-classifier_cams"
-    folder.mkdir()
-    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "empty.png")  # no evidence
-    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(folder / "lit.png")
-    slices = [{"name": n, "image": np.full((16, 16), 90, np.uint8), "mask": None, "source": "s"}
-              for n in ("empty", "lit")]
-    fig = report.plot_activation_maps(tmp_path, "cpu", slices=slices, runs_dir=tmp_path / "none")
-    marked = [ax for ax in fig.axes if any(t.get_text() == EMPTY_MAP for t in ax.texts)]
-    assert len(marked) == 1 and marked[0] is fig.axes[2]  # below the first slice, not the second
-    plt.close(fig)
+          config_hash="c" * 64)  # the donor retrained: its old maps are stale ...
+    assert "another training" in mismatch("cpu")
+    assert mismatch("cpu-pretrained") is None  # ... the copy is unverifiable, not contradicted
+    (Path(donor).with_name("jcs-classifier_cams") / "source.json").write_text("{not json")
+    assert "cannot be read" in mismatch("cpu")
 
 
 def test_wide_tables_are_shown_as_one_table_per_group_of_metrics():

@@ -136,6 +136,7 @@ def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
         return None
     result = load_result(source)
     result.pop("path", None)
+    donor_hash = result.get("config_hash")
     target = result_path(results_dir, profile.name, experiment, name, seed)
     differing = sorted(k for k in set(donor_config["profile"]) | set(config["profile"])
                        if donor_config["profile"].get(k) != config["profile"].get(k))
@@ -145,7 +146,7 @@ def borrow_run(config: Mapping[str, Any], profile: Profile, task: str,
         result["checkpoint"] = weights.as_posix()
     result["borrowed_from"] = {
         "profile": donor, "result": source.relative_to(results_dir).as_posix(),
-        "sha256": _sha256(source),
+        "sha256": _sha256(source), "config_hash": donor_hash,  # the donor's training
         "reason": (f"the same computation: {result.get('model', name)} starts from random "
                    f"weights in both profiles, and the profiles differ only in "
                    f"{', '.join(differing)}, fields that do not act on a run from random weights"),

@@ -18,9 +18,9 @@ evaluated without training, profile ``authors``: :mod:`jcs.engine.authors`) add
   is recognised by its config (:func:`finished`).
 * ``data``: dataset, split names, sha256 of every data file read, manifest check.
 * ``timing``: ``train_s``, ``eval_s``, ``started``, ``finished`` (UTC ISO 8601) and (training)
-  ``segments``: one per process that trained the run (a fresh start, then each resume of
-  ``checkpoint.pt``) with its iterations, ``train_s`` and git state (``code``; None for
-  stretches checkpointed before segments were recorded);
+  ``segments``: one per launch that trained the run (a fresh start, then each resume of
+  ``checkpoint.pt``; under torchrun, all its processes) with its iterations, ``train_s`` and git
+  state (``code``; None for stretches checkpointed before segments were recorded);
   ``memory``: peak bytes and what was measured; ``environment``: git SHA + dirty flag, package
   versions, device, and (training) ``distributed``: world size, backend, batch scope, global and
   per-process batch, ``sync_batchnorm`` and ``ranks`` (rank, host and device of every process);

@@ -272,14 +272,31 @@ def saved_maps_mismatch(result: Dict[str, Any]) -> Optional[str]:
         return None
     import json
 
-    recorded = json.loads(source.read_text(encoding="utf-8")).get("config_hash")
+    from jcs.engine.provenance import sha256_file
+
+    try:
+        recorded = json.loads(source.read_text(encoding="utf-8")).get("config_hash")
+    except (ValueError, AttributeError):
+        return f"{source} cannot be read; export the maps again (jcs.report.export_activation_maps)"
     if recorded == result.get("config_hash"):
         return None
     borrowed = result.get("borrowed_from") or {}  # maps copied with a borrowed run: the donor's
-    donor = Path(result["path"]).parents[2] / borrowed.get("result", "") if borrowed else None
-    if donor is not None and donor.is_file():
-        if json.loads(donor.read_text(encoding="utf-8")).get("config_hash") == recorded:
+    if borrowed:
+        if borrowed.get("config_hash"):  # the donor's training, recorded when it was borrowed
+            return None if borrowed["config_hash"] == recorded else _another_training(
+                source, result, recorded)
+        donor = Path(result["path"]).parents[2] / borrowed.get("result", "")
+        if not donor.is_file() or sha256_file(donor) != borrowed.get("sha256"):
+            return None  # borrowed before the donor's hash was recorded: nothing to compare
+        try:
+            if json.loads(donor.read_text(encoding="utf-8")).get("config_hash") == recorded:
+                return None
+        except ValueError:
             return None
+    return _another_training(source, result, recorded)
+
+
+def _another_training(source: Path, result: Dict[str, Any], recorded: Any) -> str:
     return (f"the maps in {source.parent} were exported from another training of "
             f"{result['name']} (config {str(recorded)[:12]}, the results file has "
             f"{str(result.get('config_hash'))[:12]}); export them again from its checkpoint "

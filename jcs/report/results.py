@@ -20,7 +20,7 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "authors_missing",
            "borrowed_notes", "describe_initialisation", "initialisation_notes", "initialisation_summary",
            "outdated_runs", "outdated_notes", "project_dir", "shown_path", "superseded_seeds",
-           "superseded_notes"]
+           "superseded_notes", "stale_patient_results"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -199,12 +199,31 @@ CLASSIFIER_EXPERIMENTS = ("classification", "table4")
 
 def _profile_cls_data(profile: str) -> Optional[str]:
     """What ``profile`` trains its classifiers on now (``"ucsd-covid-ct+sarscov2-ct"``, as
-    :func:`jcs.engine.train.train_run` writes it in ``config.dataset``); None for a profile that
-    :mod:`jcs.engine.profiles` does not define (e.g. ``authors``)."""
+    :func:`jcs.engine.train.train_run` writes it in ``config.dataset``); None for a name that
+    :data:`jcs.engine.profiles.PROFILES` does not define."""
     from jcs.engine.profiles import PROFILES
 
     prof = PROFILES.get(profile)
     return "+".join(prof.cls_datasets) if prof is not None else None
+
+
+_CLS_CACHE: Dict[Tuple[str, str], Tuple[Tuple, Dict[Tuple[str, int], Tuple[str, Any]]]] = {}
+
+
+def _classifier_index(results_dir: PathLike, profile: str) -> Dict[Tuple[str, int], Tuple[str, Any]]:
+    """``{(run, seed): (training data, config_hash)}`` of a profile's ``classification``
+    results, read once per state of the folder (file names and modification times)."""
+    folder = Path(results_dir) / profile / "classification"
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.json")))
+    key = (str(folder.resolve()), profile)
+    cached = _CLS_CACHE.get(key)
+    if cached is None or cached[0] != stamp:
+        index = {(r["name"], r["seed"]): (
+            (r.get("config") or {}).get("dataset") or (r.get("data") or {}).get("dataset")
+            or "ucsd-covid-ct", r.get("config_hash"))
+            for r in load_results(results_dir, profile, "classification")}
+        cached = _CLS_CACHE[key] = (stamp, index)
+    return cached[1]
 
 
 def superseded_seeds(results_dir: PathLike, profile: str) -> Dict[str, List[Tuple[int, str]]]:
@@ -219,14 +238,11 @@ def superseded_seeds(results_dir: PathLike, profile: str) -> Dict[str, List[Tupl
     current = _profile_cls_data(profile)
     if current is None:
         return {}
-    runs: Dict[str, List[Dict[str, Any]]] = {}
-    for result in load_results(results_dir, profile, "classification"):
-        runs.setdefault(result["name"], []).append(result)
+    runs: Dict[str, Dict[int, str]] = {}
+    for (name, seed), (data, _) in _classifier_index(results_dir, profile).items():
+        runs.setdefault(name, {})[seed] = data
     found: Dict[str, List[Tuple[int, str]]] = {}
-    for name, results in runs.items():
-        data = {r["seed"]: ((r.get("config") or {}).get("dataset")
-                            or (r.get("data") or {}).get("dataset") or "ucsd-covid-ct")
-                for r in results}
+    for name, data in runs.items():
         if current in data.values():
             old = [(seed, d) for seed, d in sorted(data.items()) if d != current]
             if old:
@@ -234,39 +250,75 @@ def superseded_seeds(results_dir: PathLike, profile: str) -> Dict[str, List[Tupl
     return found
 
 
+def stale_patient_results(results_dir: PathLike, profile: str) -> Dict[str, List[int]]:
+    """``{classifier run: [seed]}`` of ``table4`` results that evaluated another training of
+    their classifier than the ``classification`` result of the same run and seed
+    (``config.classifier_config_hash`` ≠ its ``config_hash``: the classifier was retrained and
+    Table IV not rerun). :func:`load_runs` leaves them out of ``table4``."""
+    index = _classifier_index(results_dir, profile)
+    stale: Dict[str, List[int]] = {}
+    for result in load_results(results_dir, profile, "table4"):
+        recorded = (result.get("config") or {}).get("classifier_config_hash")
+        known = index.get((result["name"], result["seed"]))
+        if recorded and known is not None and known[1] and recorded != known[1]:
+            stale.setdefault(result["name"], []).append(result["seed"])
+    return stale
+
+
 def superseded_notes(results_dir: PathLike, profile: str, label: str,
-                     experiment: str = "classification") -> List[str]:
-    """A note per classifier run of ``profile`` with seeds left out by :func:`superseded_seeds`:
-    which seeds, what they were trained on, and the command that retrains them; ``[]`` when
-    none is."""
+                     experiment: str = "classification",
+                     seeds: Optional[Sequence[int]] = None) -> List[str]:
+    """A note per classifier run of ``profile`` with seeds (of ``seeds``, all when None) left
+    out by :func:`superseded_seeds` (and, for ``table4``, by :func:`stale_patient_results`):
+    which seeds, why, and the command that retrains them (each prefixed ``"<label>: "`` unless
+    ``label`` is empty); ``[]`` when none is."""
+    prefix = f"{label}: " if label else ""
     notes = []
     for name, old in superseded_seeds(results_dir, profile).items():
-        seeds = [s for s, _ in old]
+        old = [(s, d) for s, d in old if seeds is None or s in seeds]
+        if not old:
+            continue
+        numbers = [s for s, _ in old]
         data = sorted({d for _, d in old})
-        plural = "s" if len(seeds) > 1 else ""
+        plural = "s" if len(numbers) > 1 else ""
         notes.append(
-            f"{label}: {name} seed{plural} {', '.join(map(str, seeds))} left out ({experiment} "
-            f"results of a classifier trained on {' / '.join(data)}, not on "
-            f"{_profile_cls_data(profile)} like the other seeds) until retrained: `jcs reproduce "
-            f"--profile {profile} --seeds {' '.join(map(str, seeds))} --only "
-            f"classification/{name} table4/{name}`.")
+            f"{prefix}{name} seed{plural} {', '.join(map(str, numbers))} left out (a classifier "
+            f"trained on {' / '.join(data)}, not on {_profile_cls_data(profile)} like the other "
+            f"seeds) until retrained: `jcs reproduce --profile {profile} --seeds "
+            f"{' '.join(map(str, numbers))} --only classification/{name} table4/{name}`.")
+    if experiment == "table4":
+        for name, numbers in stale_patient_results(results_dir, profile).items():
+            numbers = [s for s in numbers if seeds is None or s in seeds]
+            if numbers:
+                notes.append(
+                    f"{prefix}Table IV of {name} seed(s) {', '.join(map(str, numbers))} left out: "
+                    "it evaluated an earlier training of the classifier; rerun it with `jcs "
+                    f"reproduce --profile {profile} --seeds {' '.join(map(str, numbers))} --only "
+                    f"table4/{name}`.")
     return notes
 
 
 def load_runs(results_dir: PathLike, profile: str, experiment: str,
               names: Optional[Sequence[str]] = None, seeds: Optional[Sequence[int]] = None,
-              required: bool = True) -> Dict[str, List[Dict[str, Any]]]:
+              required: bool = True, keep_superseded: bool = False,
+              ) -> Dict[str, List[Dict[str, Any]]]:
     """``{run name: [result dict per seed]}`` of one experiment, in the order of ``names`` (all
     runs, in :data:`RUN_ORDER`, when None); only ``seeds`` when given. In ``classification`` and
-    ``table4``, seeds of a classifier trained on older data than its other seeds are left out
-    (:func:`superseded_seeds`). A missing run raises :class:`ResultsNotFoundError` when
-    ``required``, else is left out."""
+    ``table4``, seeds of a classifier trained on older data than its other seeds
+    (:func:`superseded_seeds`) and Table IV results of an earlier training of their classifier
+    (:func:`stale_patient_results`) are left out, unless ``keep_superseded`` (e.g. for timings,
+    valid whatever the data); callers that show them name them (:func:`superseded_notes`). A
+    missing run raises :class:`ResultsNotFoundError` when ``required``, else is left out."""
     results = load_results(results_dir, profile, experiment)
-    left_out = (superseded_seeds(results_dir, profile)
-                if experiment in CLASSIFIER_EXPERIMENTS else {})
+    left_out: Dict[str, set] = {}
+    if experiment in CLASSIFIER_EXPERIMENTS and not keep_superseded:
+        left_out = {n: {s for s, _ in old} for n, old in superseded_seeds(results_dir, profile).items()}
+        if experiment == "table4":
+            for name, stale in stale_patient_results(results_dir, profile).items():
+                left_out.setdefault(name, set()).update(stale)
     runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
-        if result["seed"] in {s for s, _ in left_out.get(result["name"], [])}:
+        if result["seed"] in left_out.get(result["name"], ()):
             continue
         if seeds is None or result["seed"] in seeds:
             runs.setdefault(result["name"], []).append(result)
@@ -369,8 +421,10 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
     """Where each results file of an experiment comes from: seed, device, precision, code
     version (git SHA, dirty flag), training and evaluation seconds, when it finished (UTC, to the
     minute), data digest, and (only where a run is borrowed, :mod:`jcs.engine.borrow`) the
-    results file it was borrowed from. The results file of a row is ``<run>.json`` for seed 0 and
-    ``<run>.seed<k>.json`` for seed k (:func:`jcs.engine.results.result_path`)."""
+    results file it was borrowed from, and (only where a run was resumed) the code that trained
+    each stretch of its iterations ("trained in", ``timing.segments``). The results file of a
+    row is ``<run>.json`` for seed 0 and ``<run>.seed<k>.json`` for seed k
+    (:func:`jcs.engine.results.result_path`)."""
     rows = []
     for result in load_results(results_dir, profile, experiment):
         env = result.get("environment", {})
@@ -395,8 +449,9 @@ def provenance_table(results_dir: PathLike, profile: str, experiment: str) -> pd
 
 
 def _segments_label(segments: Optional[List[Dict[str, Any]]]) -> Optional[str]:
-    """``"2 processes: 4f582c3 (iterations 0–26), 612d15d (26–416)"`` for a run resumed from
-    its checkpoint (``timing.segments``); None for a run trained by one process."""
+    """``"2 launches: 4f582c3 (iterations 0–26), 612d15d (26–416)"`` for a run resumed from
+    its checkpoint (``timing.segments``: one per launch, all ranks of a torchrun launch in one);
+    None for a run trained in one launch."""
     if not segments or len(segments) < 2:
         return None
     parts = []
@@ -406,7 +461,7 @@ def _segments_label(segments: Optional[List[Dict[str, Any]]]) -> Optional[str]:
             " (dirty)" if code.get("dirty") else "")
         span = f"{seg.get('from_iteration')}–{seg.get('to_iteration')}"
         parts.append(f"{sha} ({'iterations ' if i == 0 else ''}{span})")
-    return f"{len(segments)} processes: " + ", ".join(parts)
+    return f"{len(segments)} launches: " + ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ def _patient_rows(results_dir: PathLike) -> List[Dict[str, Any]]:
     """Classification of every slice of every patient, per profile (``table4`` results)."""
     rows = []
     for profile in available_profiles(results_dir, ["table4"]):
-        for name, results in load_runs(results_dir, profile, "table4").items():
+        for name, results in load_runs(results_dir, profile, "table4",
+                                       keep_superseded=True).items():  # timings: every seed
             for result in results:
                 patients = result.get("patients", [])
                 if not patients:

@@ -880,7 +880,7 @@ def classification_table(results_dir: PathLike = "results", profile: str = "auto
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
-        notes += superseded_notes(results_dir, p, labels[p])
+        notes += superseded_notes(results_dir, p, labels[p], seeds=seeds)
         notes += borrowed_notes(runs, labels[p])
         per_profile[p] = differences(runs, "classification", initialisation=False)
     notes += ["The paper reports no slice-level metrics; its Table IV is patient-level."]
@@ -1111,7 +1111,7 @@ def _table4_notes(results_dir: PathLike, profile: str, names: Sequence[str],
     if old:
         notes.append(f"{', '.join(old)}: trained on UCSD COVID-CT only (results written before "
                      "the real-scan sample was added to the training data).")
-    notes += superseded_notes(results_dir, profile, f"profile {profile}", "table4")
+    notes += superseded_notes(results_dir, profile, "", "table4", seeds)
     notes += borrowed_notes(classifiers, f"profile {profile}, classifiers")
     return notes
 
@@ -1388,6 +1388,7 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
             same = {k: rs for k, rs in trained.items()
                     if rs and all(r.get("borrowed_from") for r in rs)}  # the rows set n/a above
             notes += [f"{n[:-1]}: their gap closed is n/a." for n in borrowed_notes(same, labels[p])]
+            notes += superseded_notes(results_dir, p, labels[p], "table4", seeds)  # Table IV rows
         lacking = sorted({f"{e}/{n}" for e, n in [spec for _, _, spec, _ in seg_specs]
                           + [("table4", n) for _, a, b in _GAP_CLASSIFIERS
                              for n in ((a,) if p == scratch else (b,))]
