@@ -706,6 +706,28 @@ def test_maps_copied_with_a_borrowed_run_belong_to_the_training_it_borrowed(tmp_
     assert "cannot be read" in mismatch("cpu")
 
 
+def test_an_empty_activation_map_is_marked_on_its_panel(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from jcs.report.figures import EMPTY_MAP
+
+    _fake(tmp_path, "cpu", "classification", "jcs-classifier", task="classification")
+    folder = tmp_path / "cpu" / "classification" / "jcs-classifier_cams"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "empty.png")  # no evidence
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(folder / "lit.png")
+    slices = [{"name": n, "image": np.full((16, 16), 90, np.uint8), "mask": None, "source": "s"}
+              for n in ("empty", "lit")]
+    fig = report.plot_activation_maps(tmp_path, "cpu", slices=slices, runs_dir=tmp_path / "none")
+    marked = [ax for ax in fig.axes if any(t.get_text() == EMPTY_MAP for t in ax.texts)]
+    assert len(marked) == 1 and marked[0] is fig.axes[2]  # below the first slice, not the second
+    plt.close(fig)
+
+
 def test_wide_tables_are_shown_as_one_table_per_group_of_metrics():
     df = pd.DataFrame({("Dice", "ours"): [0.5], ("Dice", "ours std"): [0.1], ("IoU", "ours"): [0.4],
                        ("MAE", "ours"): [0.02]})
