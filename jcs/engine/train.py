@@ -527,7 +527,8 @@ def _load_state(s: _Session) -> Dict[str, Any]:
                   s.generator)
     state = {k: payload[k] for k in _STATE_KEYS if k != "segments"}
     state["segments"] = list(payload.get("segments") or [
-        {"from_iteration": 0, "to_iteration": payload["iteration"], "to_epoch": payload["epoch"],
+        {"from_iteration": 0, "from_epoch": 0, "to_iteration": payload["iteration"],
+         "to_epoch": payload["epoch"],
          "train_s": round(payload["train_s"], 3), "code": None,
          "note": "checkpoint written before training segments were recorded: the code it ran "
                  "is not known"}])

@@ -3,6 +3,7 @@ the qualitative segmentation grid (Fig. 10), the per-slice Dice histogram and Di
 area (Fig. 11) and the training-loss curves. Every function returns a matplotlib Figure."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from jcs import paper
 from jcs.data import SegmentationSlices, dataset_path, read_mask, read_slice
+from jcs.engine.provenance import code_state, now_iso, sha256_file
 from jcs.metrics import roc_curve
 
 from .results import (COLUMN_ORDER, REPO_ROOT, available_profiles, load_runs, load_selected,
@@ -270,10 +272,6 @@ def saved_maps_mismatch(result: Dict[str, Any]) -> Optional[str]:
     source = _saved_cams_dir(result) / MAPS_SOURCE
     if not source.is_file():
         return None
-    import json
-
-    from jcs.engine.provenance import sha256_file
-
     try:
         recorded = json.loads(source.read_text(encoding="utf-8")).get("config_hash")
     except (ValueError, AttributeError):
@@ -340,11 +338,7 @@ def export_activation_maps(results_dir: PathLike = "results", profile: str = "au
     run's ``config_hash``, the checkpoint and its sha256, the git state of this code, so that
     maps of an earlier training are not shown for a retrained run (:func:`saved_maps_mismatch`).
     Returns the folders written."""
-    import json
-
     from PIL import Image
-
-    from jcs.engine.provenance import code_state, now_iso, sha256_file
 
     if missing not in ("raise", "skip"):
         raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
