@@ -107,3 +107,59 @@ def test_code_state_is_the_code_the_process_imported(monkeypatch):
                                        "head_now": "b" * 40, "dirty_now": True}
     monkeypatch.setattr(provenance, "git_state", lambda: {"sha": "a" * 40, "dirty": False})
     assert provenance.code_state() == {"sha": "a" * 40, "dirty": False}
+
+
+def _proc_cpu_flags():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_device_info_records_the_cpu_features_that_set_the_speed():
+    """Two VMs both named "AMD EPYC" (AVX2 only; AVX512-BF16) train at 5x different speeds: the
+    results record the CPU's features, checked against the kernel's /proc/cpuinfo flags."""
+    import torch
+
+    from jcs.engine.provenance import CPU_FEATURES, device_info
+
+    info = device_info(torch.device("cpu"))
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(info["cpu_features"]) <= set(CPU_FEATURES)
+    flags = _proc_cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags to check against")
+    # torch's names -> the kernel's names of the same instructions
+    for torch_name, kernel_name in (("avx2", "avx2"), ("avx512_f", "avx512f"),
+                                    ("avx512_bf16", "avx512_bf16"), ("avx512_vnni", "avx512_vnni"),
+                                    ("amx_bf16", "amx_bf16")):
+        assert (torch_name in info["cpu_features"]) == (kernel_name in flags), torch_name
+
+
+def test_hardware_label_names_the_cpu_features():
+    """The label of a CPU run names its best matrix feature; files from before it was recorded
+    keep the plain label; bench files fall back to torch's CPU capability."""
+    from jcs.report.results import cpu_isa_label, hardware_label
+    from jcs.report.runtime import _bench_device
+
+    def run(**device):
+        return {"environment": {"device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2, **device}}}
+
+    assert cpu_isa_label({"cpu_features": ["avx2", "avx512_f", "amx_tile", "amx_bf16"]}) == "AMX"
+    assert cpu_isa_label({"cpu_features": ["avx2", "avx512_f", "avx512_bf16"]}) == "AVX512-BF16"
+    assert cpu_isa_label({"cpu_features": ["avx2", "avx512_f"]}) == "AVX-512"
+    assert cpu_isa_label({"cpu_features": [], "cpu_capability": "AVX2"}) == "AVX2"
+    assert cpu_isa_label({"cpu_capability": "AVX512"}) == "AVX-512"
+    assert cpu_isa_label({}) is None
+    old, new = run(), run(cpu_features=["avx2", "avx512_f", "avx512_bf16"], cpu_capability="AVX512")
+    assert hardware_label([old]) == "AMD EPYC (2 cores)"
+    assert hardware_label([old, new]) == "AMD EPYC (2 cores); AMD EPYC (2 cores, AVX512-BF16)"
+    gpu = {"environment": {"device": {"type": "cuda", "name": "NVIDIA H200", "cpu_count": 16,
+                                      "cpu_features": ["avx2"]}}}
+    assert hardware_label([gpu]) == "NVIDIA H200"
+    bench = {"device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2},
+             "provenance": {"cpu_capability": "AVX2"}}
+    assert _bench_device(bench) == "AMD EPYC (2 cores, AVX2)"

@@ -363,11 +363,31 @@ def seed_stats(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
     return float(arr.mean()), std, int(arr.size)
 
 
+#: Short names of the CPU feature that sets the speed of this project's models, best first
+#: (``environment.device.cpu_features``, :func:`jcs.engine.provenance.cpu_features`)
+_CPU_ISA_LABELS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512_f", "AVX-512"),
+                   ("avx2", "AVX2"))
+
+
+def cpu_isa_label(device: Dict[str, Any]) -> Optional[str]:
+    """The best of AMX / AVX512-BF16 / AVX-512 / AVX2 in a recorded ``device`` dict
+    (:func:`jcs.engine.provenance.device_info`), else its ``cpu_capability``; None for files
+    written before either was recorded (before 2026-11-30)."""
+    features = device.get("cpu_features")
+    if features is not None:
+        for flag, label in _CPU_ISA_LABELS:
+            if flag in features:
+                return label
+    capability = device.get("cpu_capability")
+    return {"AVX512": "AVX-512", "DEFAULT": None}.get(capability, capability)
+
+
 def _device(result: Dict[str, Any]) -> str:
     device = result.get("environment", {}).get("device", {})
     name = device.get("name") or device.get("type") or "unknown device"
     if device.get("type") == "cpu" and device.get("cpu_count"):
-        name = f"{name} ({device['cpu_count']} cores)"
+        isa = cpu_isa_label(device)
+        name = f"{name} ({device['cpu_count']} cores{', ' + isa if isa else ''})"
     return str(name)
 
 

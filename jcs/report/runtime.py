@@ -60,7 +60,10 @@ def _bench_files(results_dir: PathLike) -> List[Dict[str, Any]]:
 
 
 def _bench_device(data: Dict[str, Any]) -> str:
-    return hardware_label([{"environment": {"device": data.get("device", {})}}])
+    device = dict(data.get("device", {}))
+    # bench files before 2026-11-30 record torch's CPU capability beside the device only
+    device.setdefault("cpu_capability", (data.get("provenance") or {}).get("cpu_capability"))
+    return hardware_label([{"environment": {"device": device}}])
 
 
 def _get(record: Dict[str, Any], part: str, key: str) -> float:
