@@ -441,6 +441,42 @@ def test_seeds_trained_on_older_data_are_left_out_until_retrained(tmp_path):
     assert len(report.load_runs(tmp_path, "mine", "classification")["jcs-classifier"]) == 2
 
 
+def test_table4_seeds_tested_on_fewer_patients_are_left_out(tmp_path):
+    """A fresh checkout without the PyRadiomics volumes tests 6 patients, the seed made where
+    they were local tested 8: the mean over both measures neither cohort."""
+    thresholds = {"paper": [15, 20, 25, 30], "scaled": [7.5, 10, 12.5, 15], "slice_mm": 2.0,
+                  "paper_slice_mm": 1.0, "scale": 0.5}
+    patients = [{"id": "a", "label": 1, "diagnosis": "x", "n_slices": 10, "n_positive": 9,
+                 "slice_labels": None}, {"id": "b", "label": 0, "diagnosis": "y",
+                                         "n_slices": 10, "n_positive": 1, "slice_labels": None}]
+    six = ["P001", "P002", "cap001", "cap002", "normal001", "normal002"]
+    for seed, cohort, spec in ((0, six + ["lung1", "lung2"], 1.0), (1, six, 0.0), (2, six, 0.0)):
+        _fake(tmp_path, "cpu", "table4", "jcs-classifier", seed=seed, kind="patients",
+              classifier={"name": "jcs-classifier"}, patients=patients, thresholds=thresholds,
+              data={"patients": cohort},
+              sweep=[{"threshold": t, "sensitivity": 1.0, "specificity": spec}
+                     for t in thresholds["scaled"]])
+    # another run whose seeds share one cohort keeps all of them, whatever its size
+    for seed in (0, 1):
+        _fake(tmp_path, "cpu", "table4", "jcs-classifier-pixel", seed=seed, kind="patients",
+              classifier={"name": "jcs-classifier-pixel"}, patients=patients,
+              thresholds=thresholds, data={"patients": six},
+              sweep=[{"threshold": t, "sensitivity": 1.0, "specificity": 0.5}
+                     for t in thresholds["scaled"]])
+    assert report.partial_cohorts(tmp_path, "cpu") == {"jcs-classifier": [(1, 6, 8), (2, 6, 8)]}
+    runs = report.load_runs(tmp_path, "cpu", "table4")
+    assert [r["seed"] for r in runs["jcs-classifier"]] == [0]
+    assert [r["seed"] for r in runs["jcs-classifier-pixel"]] == [0, 1]
+    assert len(report.load_runs(tmp_path, "cpu", "table4", keep_superseded=True)[
+        "jcs-classifier"]) == 3  # timings keep every file
+    notes = report.superseded_notes(tmp_path, "cpu", "", "table4")
+    assert any("seed 1: 6 of 8, seed 2: 6 of 8 patients" in n and
+               "--seeds 1 2 --only table4/jcs-classifier --force" in n for n in notes), notes
+    assert report.superseded_notes(tmp_path, "cpu", "", "classification") == []
+    t4 = report.table4(tmp_path, "cpu")
+    assert t4.loc[25, ("Specificity", "ours, labels")] == 1.0  # seed 0's, not the mean with 1–2
+
+
 def test_provenance_names_the_code_of_each_stretch_of_a_resumed_run(tmp_path):
     seg = lambda sha, a, b, dirty=False: {"from_iteration": a, "to_iteration": b,  # noqa: E731
                                           "code": sha and {"sha": sha * 5, "dirty": dirty}}

@@ -18,7 +18,8 @@ from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors
                       hardware_label, initialisation_of, load_runs, load_selected, profile_label,
                       project_dir, shown_path,
                       provenance_table, resolve_profile, seed_stats, shown_profiles,
-                      stale_patient_results, superseded_notes, superseded_seeds, training_minutes,
+                      partial_cohorts, stale_patient_results, superseded_notes, superseded_seeds,
+                      training_minutes,
                       training_profile)
 from .runtime import bench_models, bench_targets, int8_check, patient_stages, runtime_table
 from .scaling import scaling_figure, scaling_table, streams_probe
@@ -42,6 +43,6 @@ __all__ = [
     "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scaling_figure",
     "scaling_table", "scanner_table",
     "seed_stats", "segmentation_metrics", "show", "streams_probe", "superseded_notes",
-    "superseded_seeds", "saved_maps_mismatch", "stale_patient_results", "table4", "table4_patients", "table5", "table6",
+    "superseded_seeds", "saved_maps_mismatch", "stale_patient_results", "partial_cohorts", "table4", "table4_patients", "table5", "table6",
     "table7", "table_view", "training_minutes", "training_profile", "ucsd_demographics",
 ]

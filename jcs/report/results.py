@@ -265,11 +265,33 @@ def stale_patient_results(results_dir: PathLike, profile: str) -> Dict[str, List
     return stale
 
 
+def partial_cohorts(results_dir: PathLike, profile: str) -> Dict[str, List[Tuple[int, int, int]]]:
+    """``{classifier run: [(seed, patients, patients of the fullest seed)]}`` of ``table4``
+    results tested on fewer patients than another seed of the same run (``data.patients`` a
+    strict subset): made where a dataset of the cohort had no local copy, e.g. the two PyRadiomics
+    volumes (:func:`jcs.engine.cohort.table4_cohort`). A mean over seeds tested on different
+    patients measures neither cohort: :func:`load_runs` leaves them out of ``table4``."""
+    cohorts: Dict[str, Dict[int, frozenset]] = {}
+    for result in load_results(results_dir, profile, "table4"):
+        patients = (result.get("data") or {}).get("patients")
+        if patients:
+            cohorts.setdefault(result["name"], {})[result["seed"]] = frozenset(patients)
+    found: Dict[str, List[Tuple[int, int, int]]] = {}
+    for name, by_seed in cohorts.items():
+        fullest = max(by_seed.values(), key=len)
+        partial = [(seed, len(p), len(fullest)) for seed, p in sorted(by_seed.items())
+                   if p < fullest]
+        if partial:
+            found[name] = partial
+    return found
+
+
 def superseded_notes(results_dir: PathLike, profile: str, label: str,
                      experiment: str = "classification",
                      seeds: Optional[Sequence[int]] = None) -> List[str]:
     """A note per classifier run of ``profile`` with seeds (of ``seeds``, all when None) left
-    out by :func:`superseded_seeds` (and, for ``table4``, by :func:`stale_patient_results`):
+    out by :func:`superseded_seeds` (and, for ``table4``, by :func:`stale_patient_results` and
+    :func:`partial_cohorts`):
     which seeds, why, and the command that retrains them (each prefixed ``"<label>: "`` unless
     ``label`` is empty); ``[]`` when none is."""
     prefix = f"{label}: " if label else ""
@@ -295,6 +317,17 @@ def superseded_notes(results_dir: PathLike, profile: str, label: str,
                     "it evaluated an earlier training of the classifier; rerun it with `jcs "
                     f"reproduce --profile {profile} --seeds {' '.join(map(str, numbers))} --only "
                     f"table4/{name}`.")
+        for name, partial in partial_cohorts(results_dir, profile).items():
+            partial = [p for p in partial if seeds is None or p[0] in seeds]
+            if partial:
+                numbers = " ".join(str(seed) for seed, _, _ in partial)
+                counts = ", ".join(f"seed {seed}: {n} of {full}" for seed, n, full in partial)
+                notes.append(
+                    f"{prefix}Table IV of {name} left out where it was tested on fewer patients "
+                    f"than its other seeds ({counts} patients: a dataset of the cohort had no "
+                    "local copy, e.g. `jcs data fetch pyradiomics-lungs`); rerun it with `jcs "
+                    f"reproduce --profile {profile} --seeds {numbers} --only table4/{name} "
+                    "--force`.")
     return notes
 
 
@@ -306,7 +339,8 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
     runs, in :data:`RUN_ORDER`, when None); only ``seeds`` when given. In ``classification`` and
     ``table4``, seeds of a classifier trained on older data than its other seeds
     (:func:`superseded_seeds`) and Table IV results of an earlier training of their classifier
-    (:func:`stale_patient_results`) are left out, unless ``keep_superseded`` (e.g. for timings,
+    (:func:`stale_patient_results`) or of fewer patients than the run's other seeds
+    (:func:`partial_cohorts`) are left out, unless ``keep_superseded`` (e.g. for timings,
     valid whatever the data); callers that show them name them (:func:`superseded_notes`). A
     missing run raises :class:`ResultsNotFoundError` when ``required``, else is left out."""
     results = load_results(results_dir, profile, experiment)
@@ -316,6 +350,8 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
         if experiment == "table4":
             for name, stale in stale_patient_results(results_dir, profile).items():
                 left_out.setdefault(name, set()).update(stale)
+            for name, partial in partial_cohorts(results_dir, profile).items():
+                left_out.setdefault(name, set()).update(seed for seed, _, _ in partial)
     runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
         if result["seed"] in left_out.get(result["name"], ()):
