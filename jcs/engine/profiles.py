@@ -212,7 +212,13 @@ min, jcs-joint 16.6 min: about 2.6 hours for the whole seed again. Seed 2 of Tab
 only, idle machine): jcs-seg-base 7.4, -efm 7.0, -aff 9.3, jcs-seg 8.1 min; the rest of seed 2
 (2026-11-27, training only): classifiers 55.5 min (of which ~17 min paused for benchmarks, and
 the test suite shared the CPU) and 23.6 min, jcs-joint 17.7, unet 8.8, dss 10.9, poolnet 7.3,
-egnet 14.7 min (idle machine), Table IV 0.4 min each.""",
+egnet 14.7 min (idle machine), Table IV 0.4 min each.
+The classifiers retrained on UCSD + the real-scan sample (416 iterations each, wall-clock from
+the results files, not benchmarks): on a 2-core AMD EPYC with AVX2 only (fp32, channels-last off),
+seed 0 of ``jcs-classifier`` 11 538 s of training (16–22 s per iteration, a 36-minute pause
+included); on a 2-core AMD EPYC (Zen 4) with AVX512-BF16 (bf16 autocast + channels-last, no AMX),
+seeds 1 and 2 2 112 s and 2 155 s (4.3–6.4 s per iteration), evaluation about 1 min, Table IV
+about 1 min (2026-11-30).""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
