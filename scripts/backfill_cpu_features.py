@@ -12,7 +12,9 @@ file records the CPU model name and the training precision that ``precision="aut
 * "AMD EPYC" + bf16: an EPYC with AVX512-BF16 (Zen 4); the only such machine of this project is
   the one of 2026-11-30, whose features were read on it (:data:`ZEN4_FEATURES`).
 
-Files of other CPUs (the Intel Xeon of 2026-11-25..27) are left as they are: their label stays the
+``jcs bench`` files are read the same way, with ``provenance.bf16_native`` (what
+:func:`jcs.inference.bf16_supported` said) for the precision. Files of other CPUs (the Intel Xeon
+of 2026-11-25..27) are left as they are: their label stays the
 plain model name. ``python scripts/backfill_cpu_features.py [--results results] [--dry-run]``.
 """
 from __future__ import annotations
@@ -62,6 +64,20 @@ def main() -> None:
         print(f"{path}: {extra['cpu_features']}")
         if not args.dry_run:
             path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    # jcs bench files: the device beside provenance.bf16_native (what bf16_supported() said)
+    for path in sorted(Path(args.results).glob("bench/*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        native = (data.get("provenance") or {}).get("bf16_native")
+        if not isinstance(data.get("device"), dict) or native is None:
+            continue
+        extra = inferred({"device": data["device"], "precision": "bf16" if native else "fp32"})
+        if extra is None:
+            continue
+        data["device"].update(extra)
+        changed += 1
+        print(f"{path}: {extra['cpu_features']}")
+        if not args.dry_run:
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"{changed} file(s) {'would change' if args.dry_run else 'changed'}")
 
 

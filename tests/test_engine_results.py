@@ -163,3 +163,23 @@ def test_hardware_label_names_the_cpu_features():
     bench = {"device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2},
              "provenance": {"cpu_capability": "AVX2"}}
     assert _bench_device(bench) == "AMD EPYC (2 cores, AVX2)"
+
+
+def test_backfill_infers_the_machine_only_where_the_precision_decides_it():
+    """scripts/backfill_cpu_features.py: AMD EPYC + fp32 under precision='auto' was the AVX2 EPYC,
+    + bf16 the AVX512-BF16 one; other CPUs, files that already record features and GPU runs stay."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "backfill_cpu_features.py"
+    spec = importlib.util.spec_from_file_location("backfill_cpu_features", path)
+    backfill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backfill)
+    epyc = {"type": "cpu", "cpu": "AMD EPYC", "cpu_count": 2}
+    old = backfill.inferred({"device": dict(epyc), "precision": "fp32"})
+    assert old["cpu_features"] == ["avx2"] and "inferred" in old["cpu_features_source"]
+    assert "avx512_bf16" in backfill.inferred({"device": dict(epyc), "precision": "bf16"})["cpu_features"]
+    assert backfill.inferred({"device": {**epyc, "cpu": "Intel(R) Xeon(R) Processor"},
+                              "precision": "bf16"}) is None
+    assert backfill.inferred({"device": {**epyc, "cpu_features": []}, "precision": "fp32"}) is None
+    assert backfill.inferred({"device": {**epyc, "type": "cuda"}, "precision": "bf16"}) is None
