@@ -16,6 +16,7 @@ from jcs.diagnosis import DiagnosisPipeline  # noqa: E402
 from jcs.diagnosis import int8_cache  # noqa: E402
 from jcs.diagnosis.int8_cache import MAX_DICE_LOSS, choose_segmenter, int8_path, verdict  # noqa: E402
 from jcs.engine import train  # noqa: E402
+from jcs.inference import resolve_precision  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("int8")]
 SIZE = 128  # the smoke profile's segmentation size
@@ -136,6 +137,7 @@ def test_cli_without_data_warns_and_runs_float(smoke_checkpoint, data_dir, tmp_p
     code = main([str(a) for a in [*common, "--out", tmp_path / "b"]])
     assert code == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
-    assert summary["segmenter_precision"] == "fp32"
+    # the float model, in the precision this CPU runs floats in (bf16-true where bf16 is native)
+    assert summary["segmenter_precision"] == resolve_precision("auto", torch.device("cpu"))
     assert any("no int8 copy" in w and "JCS_DATA_DIR" in w for w in summary["warnings"])
     assert "no int8 copy" in (tmp_path / "b" / "report.html").read_text()
