@@ -43,43 +43,43 @@ def inferred(env: dict) -> dict | None:
     return None
 
 
+def _machine(data) -> dict | None:
+    """``{"device": <the file's device dict, updated in place>, "precision": ...}`` of a results
+    file (``environment``; None when its profile forced a precision, which says nothing about the
+    CPU) or a ``jcs bench`` file (``device`` beside ``provenance.bf16_native``, what
+    :func:`jcs.inference.bf16_supported` said); None for anything else."""
+    if not isinstance(data, dict):
+        return None
+    if "config" in data:
+        env = data.get("environment") or {}
+        if (data["config"].get("profile") or {}).get("precision", "auto") != "auto":
+            return None
+        return env if isinstance(env.get("device"), dict) else None
+    native = (data.get("provenance") or {}).get("bf16_native")
+    if isinstance(data.get("device"), dict) and native is not None:
+        return {"device": data["device"], "precision": "bf16" if native else "fp32"}
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default="results")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     changed = 0
-    for path in sorted(Path(args.results).glob("*/*/*.json")):
+    for path, indent in ([(p, 1) for p in sorted(Path(args.results).glob("*/*/*.json"))]
+                         + [(p, 2) for p in sorted(Path(args.results).glob("bench/*.json"))]):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or "config" not in data:
-            continue
-        env = data.get("environment") or {}
-        if (env.get("device") or {}).get("type") == "cpu" and (data["config"].get("profile") or {}).get("precision", "auto") != "auto":
-            continue  # a forced precision says nothing about the CPU
-        extra = inferred(env)
+        machine = _machine(data)
+        extra = inferred(machine) if machine else None
         if extra is None:
             continue
-        env["device"].update(extra)
+        machine["device"].update(extra)
         changed += 1
         print(f"{path}: {extra['cpu_features']}")
         if not args.dry_run:
-            path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    # jcs bench files: the device beside provenance.bf16_native (what bf16_supported() said)
-    for path in sorted(Path(args.results).glob("bench/*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        native = (data.get("provenance") or {}).get("bf16_native")
-        if not isinstance(data.get("device"), dict) or native is None:
-            continue
-        extra = inferred({"device": data["device"], "precision": "bf16" if native else "fp32"})
-        if extra is None:
-            continue
-        data["device"].update(extra)
-        changed += 1
-        print(f"{path}: {extra['cpu_features']}")
-        if not args.dry_run:
-            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
     print(f"{changed} file(s) {'would change' if args.dry_run else 'changed'}")
-
 
 if __name__ == "__main__":
     main()
