@@ -252,7 +252,10 @@ overfitted at once (training loss 0.63 → 0.16 in 6 epochs, validation AUC 0.52
 (``jcs-classifier``) keeps the ``cpu`` recipe.
 Measured (2026-11-29, seed 0 of ``jcs-classifier-efficientnet-lite2``, code 48d8006): 51 min of
 training for 8 epochs of 26 iterations, with the test suite and other jobs sharing the two cores
-(an idle machine should take about a quarter of that); best validation epoch 4.""",
+(an idle machine should take about a quarter of that); best validation epoch 4. Segmentation with
+the HED VGG16 on a 2-core AMD EPYC (Zen 4, AVX512-BF16, bf16 autocast; 2026-11-30, wall-clock of
+the results files): ``jcs-seg-base`` 688 s, ``jcs-seg-efm`` 729 s of training (seed 0); on the
+AVX2-only EPYC in fp32, ``jcs-seg`` took 3 264–10 514 s.""",
     pretrained="packaged",
     extra_classifiers=("jcs-classifier-efficientnet-lite2",),
     cls_finetune=replace(CPU.cls, optimizer="adamw", lr=2e-4, weight_decay=0.05, epochs=8,
