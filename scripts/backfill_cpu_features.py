@@ -14,8 +14,7 @@ file records the CPU model name and the training precision that ``precision="aut
 
 ``jcs bench`` files are read the same way, with ``provenance.bf16_native`` (what
 :func:`jcs.inference.bf16_supported` said) for the precision. Files of other CPUs (the Intel Xeon
-of 2026-11-25..27) are left as they are: their label stays the
-plain model name. ``python scripts/backfill_cpu_features.py [--results results] [--dry-run]``.
+of 2026-11-25..27) are left as they are: their label stays the plain model name. ``python scripts/backfill_cpu_features.py [--results results] [--dry-run]``.
 """
 from __future__ import annotations
 
@@ -80,6 +79,7 @@ def main() -> None:
         if not args.dry_run:
             path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
     print(f"{changed} file(s) {'would change' if args.dry_run else 'changed'}")
+
 
 if __name__ == "__main__":
     main()

@@ -94,11 +94,7 @@ CPU_FEATURES = ("avx2", "avx512_f", "avx512_bf16", "avx512_vnni", "avx_vnni", "a
 
 def cpu_features() -> List[str]:
     """Which of :data:`CPU_FEATURES` this CPU has (empty where torch cannot tell)."""
-    getter = getattr(torch.cpu, "get_capabilities", None)
-    try:
-        capabilities = getter() if getter else {}
-    except RuntimeError:
-        capabilities = {}
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return [name for name in CPU_FEATURES if capabilities.get(name)]
 
 

@@ -20,7 +20,7 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "authors_missing",
            "borrowed_notes", "describe_initialisation", "initialisation_notes", "initialisation_summary",
            "outdated_runs", "outdated_notes", "project_dir", "shown_path", "superseded_seeds",
-           "superseded_notes", "stale_patient_results"]
+           "superseded_notes", "stale_patient_results", "partial_cohorts", "cpu_isa_label"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -250,14 +250,16 @@ def superseded_seeds(results_dir: PathLike, profile: str) -> Dict[str, List[Tupl
     return found
 
 
-def stale_patient_results(results_dir: PathLike, profile: str) -> Dict[str, List[int]]:
+def stale_patient_results(results_dir: PathLike, profile: str,
+                          results: Optional[List[Dict[str, Any]]] = None) -> Dict[str, List[int]]:
     """``{classifier run: [seed]}`` of ``table4`` results that evaluated another training of
     their classifier than the ``classification`` result of the same run and seed
     (``config.classifier_config_hash`` ≠ its ``config_hash``: the classifier was retrained and
-    Table IV not rerun). :func:`load_runs` leaves them out of ``table4``."""
+    Table IV not rerun). :func:`load_runs` leaves them out of ``table4``. ``results``: the
+    profile's ``table4`` results when already read."""
     index = _classifier_index(results_dir, profile)
     stale: Dict[str, List[int]] = {}
-    for result in load_results(results_dir, profile, "table4"):
+    for result in results if results is not None else load_results(results_dir, profile, "table4"):
         recorded = (result.get("config") or {}).get("classifier_config_hash")
         known = index.get((result["name"], result["seed"]))
         if recorded and known is not None and known[1] and recorded != known[1]:
@@ -265,14 +267,17 @@ def stale_patient_results(results_dir: PathLike, profile: str) -> Dict[str, List
     return stale
 
 
-def partial_cohorts(results_dir: PathLike, profile: str) -> Dict[str, List[Tuple[int, int, int]]]:
+def partial_cohorts(results_dir: PathLike, profile: str,
+                    results: Optional[List[Dict[str, Any]]] = None,
+                    ) -> Dict[str, List[Tuple[int, int, int]]]:
     """``{classifier run: [(seed, patients, patients of the fullest seed)]}`` of ``table4``
     results tested on fewer patients than another seed of the same run (``data.patients`` a
     strict subset): made where a dataset of the cohort had no local copy, e.g. the two PyRadiomics
     volumes (:func:`jcs.engine.cohort.table4_cohort`). A mean over seeds tested on different
-    patients measures neither cohort: :func:`load_runs` leaves them out of ``table4``."""
+    patients measures neither cohort: :func:`load_runs` leaves them out of ``table4``.
+    ``results``: the profile's ``table4`` results when already read."""
     cohorts: Dict[str, Dict[int, frozenset]] = {}
-    for result in load_results(results_dir, profile, "table4"):
+    for result in results if results is not None else load_results(results_dir, profile, "table4"):
         patients = (result.get("data") or {}).get("patients")
         if patients:
             cohorts.setdefault(result["name"], {})[result["seed"]] = frozenset(patients)
@@ -309,7 +314,8 @@ def superseded_notes(results_dir: PathLike, profile: str, label: str,
             f"seeds) until retrained: `jcs reproduce --profile {profile} --seeds "
             f"{' '.join(map(str, numbers))} --only classification/{name} table4/{name}`.")
     if experiment == "table4":
-        for name, numbers in stale_patient_results(results_dir, profile).items():
+        table4 = load_results(results_dir, profile, "table4")
+        for name, numbers in stale_patient_results(results_dir, profile, table4).items():
             numbers = [s for s in numbers if seeds is None or s in seeds]
             if numbers:
                 notes.append(
@@ -317,7 +323,7 @@ def superseded_notes(results_dir: PathLike, profile: str, label: str,
                     "it evaluated an earlier training of the classifier; rerun it with `jcs "
                     f"reproduce --profile {profile} --seeds {' '.join(map(str, numbers))} --only "
                     f"table4/{name}`.")
-        for name, partial in partial_cohorts(results_dir, profile).items():
+        for name, partial in partial_cohorts(results_dir, profile, table4).items():
             partial = [p for p in partial if seeds is None or p[0] in seeds]
             if partial:
                 numbers = " ".join(str(seed) for seed, _, _ in partial)
@@ -348,9 +354,9 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
     if experiment in CLASSIFIER_EXPERIMENTS and not keep_superseded:
         left_out = {n: {s for s, _ in old} for n, old in superseded_seeds(results_dir, profile).items()}
         if experiment == "table4":
-            for name, stale in stale_patient_results(results_dir, profile).items():
+            for name, stale in stale_patient_results(results_dir, profile, results).items():
                 left_out.setdefault(name, set()).update(stale)
-            for name, partial in partial_cohorts(results_dir, profile).items():
+            for name, partial in partial_cohorts(results_dir, profile, results).items():
                 left_out.setdefault(name, set()).update(seed for seed, _, _ in partial)
     runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
