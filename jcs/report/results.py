@@ -20,7 +20,8 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
            "authors_missing",
            "borrowed_notes", "describe_initialisation", "initialisation_notes", "initialisation_summary",
            "outdated_runs", "outdated_notes", "project_dir", "shown_path", "superseded_seeds",
-           "superseded_notes", "stale_patient_results", "partial_cohorts", "cpu_isa_label"]
+           "superseded_notes", "stale_patient_results", "partial_cohorts", "cpu_isa_label",
+           "revision_left_out", "revision_notes"]
 
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +196,7 @@ def _paper_order(name: str) -> Tuple[int, str]:
 
 # Experiments whose seeds depend on a classifier's training data (see :func:`superseded_seeds`).
 CLASSIFIER_EXPERIMENTS = ("classification", "table4")
+SEGMENTATION_EXPERIMENTS = ("table5", "table6", "table7")
 
 
 def _profile_cls_data(profile: str) -> Optional[str]:
@@ -346,8 +348,10 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
     ``table4``, seeds of a classifier trained on older data than its other seeds
     (:func:`superseded_seeds`) and Table IV results of an earlier training of their classifier
     (:func:`stale_patient_results`) or of fewer patients than the run's other seeds
-    (:func:`partial_cohorts`) are left out, unless ``keep_superseded`` (e.g. for timings,
-    valid whatever the data); callers that show them name them (:func:`superseded_notes`). A
+    (:func:`partial_cohorts`) are left out, and in Tables V–VII seeds trained with an older
+    revision of their model's code than other seeds of the run (:func:`revision_left_out`),
+    unless ``keep_superseded`` (e.g. for timings, valid whatever the data); callers that show
+    them name them (:func:`superseded_notes`, :func:`revision_notes`). A
     missing run raises :class:`ResultsNotFoundError` when ``required``, else is left out."""
     results = load_results(results_dir, profile, experiment)
     left_out: Dict[str, set] = {}
@@ -358,6 +362,8 @@ def load_runs(results_dir: PathLike, profile: str, experiment: str,
                 left_out.setdefault(name, set()).update(stale)
             for name, partial in partial_cohorts(results_dir, profile, results).items():
                 left_out.setdefault(name, set()).update(seed for seed, _, _ in partial)
+    if experiment in SEGMENTATION_EXPERIMENTS and not keep_superseded:
+        left_out = {n: {s for s, _ in old} for n, old in revision_left_out(results).items()}
     runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
         if result["seed"] in left_out.get(result["name"], ()):
@@ -619,7 +625,10 @@ def borrowed_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[st
 
 REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: with PyTorch's default init "
                        "its conv4/conv5 features barely vary with the input, the suspected cause "
-                       "of DSS's collapsed maps"}
+                       "of DSS's collapsed maps",
+                    3: "the VGG16 body of DSS, PoolNet and EGNet now has trainable BN where the "
+                       "profile trains from scratch or with the cpu recipe (Profile.baseline_norm), "
+                       "as JCS and U-Net have: without it DSS from scratch stayed below Dice 0.5"}
 
 
 def outdated_runs(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, int]:
@@ -641,6 +650,52 @@ def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tup
             if MODEL_REVISIONS.get(model, 1) > have:
                 out.setdefault(result.get("name", model), []).append((int(result.get("seed", 0)), have))
     return {name: sorted(seeds) for name, seeds in out.items()}
+
+
+def revision_left_out(results: Sequence[Dict[str, Any]]) -> Dict[str, List[Tuple[int, int]]]:
+    """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision of
+    their model's code (:data:`jcs.engine.train.MODEL_REVISIONS`) in runs that also have a seed
+    of the current revision: :func:`load_runs` leaves them out, so that a mean never mixes two
+    versions of a model. Runs with no current seed keep all theirs (:func:`outdated_notes`)."""
+    from jcs.engine.train import MODEL_REVISIONS
+
+    by_name: Dict[str, List[Tuple[int, int, int]]] = {}
+    for result in results:
+        name = result.get("name") or result.get("model")
+        current = MODEL_REVISIONS.get(result.get("model") or name, 1)
+        have = (result.get("config") or {}).get("model_revision", 1)
+        by_name.setdefault(name, []).append((int(result.get("seed", 0)), have, current))
+    out = {}
+    for name, seeds in by_name.items():
+        if any(have >= current for _, have, current in seeds):
+            old = sorted((seed, have) for seed, have, current in seeds if have < current)
+            if old:
+                out[name] = old
+    return out
+
+
+def revision_notes(results_dir: PathLike, profile: str, label: str,
+                   seeds: Optional[Sequence[int]] = None,
+                   experiments: Sequence[str] = SEGMENTATION_EXPERIMENTS) -> List[str]:
+    """A note per run of ``profile`` with seeds (of ``seeds``, all when None) left out by
+    :func:`revision_left_out`: which, what changed in the model's code since, and the command
+    that retrains them (prefixed ``"<label>: "`` unless ``label`` is empty)."""
+    prefix = f"{label}: " if label else ""
+    notes = []
+    for experiment in experiments:
+        for name, old in revision_left_out(load_results(results_dir, profile, experiment)).items():
+            old = [(s, rev) for s, rev in old if seeds is None or s in seeds]
+            if not old:
+                continue
+            numbers = " ".join(str(s) for s, _ in old)
+            changes = sorted({r for _, rev in old for r in REVISION_CHANGES if r > rev})
+            what = "; ".join(REVISION_CHANGES[r] for r in changes)
+            plural = "s" if len(old) > 1 else ""
+            notes.append(f"{prefix}{name} seed{plural} {numbers.replace(' ', ', ')} left out of the "
+                         f"mean: trained with the earlier model code ({what}), unlike its other "
+                         f"seeds; retrain with `jcs reproduce --profile {profile} --seeds {numbers} "
+                         f"--only {experiment}/{name}`.")
+    return notes
 
 
 def outdated_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:

@@ -31,8 +31,8 @@ from .health import collapse_notes, weak_notes
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
-                      load_selected, profile_label, resolve_profile, run_label, seed_stats,
-                      shown_profiles, superseded_notes)
+                      load_selected, profile_label, resolve_profile, revision_notes, run_label,
+                      seed_stats, shown_profiles, superseded_notes)
 
 __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "CLASSIFIERS", "CLS_TESTS",
@@ -400,6 +400,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes = list(paper_notes) + differences(runs, "segmentation")
     notes += initialisation_notes(runs, f"profile {profile}")
     notes += outdated_notes(runs, f"profile {profile}")
+    notes += revision_notes(results_dir, profile, f"profile {profile}", seeds, experiments)
     notes += borrowed_notes(runs, f"profile {profile}")
     notes += collapse_notes(runs, f"profile {profile}")
     notes += weak_notes(runs, f"profile {profile}")
@@ -459,6 +460,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
+        notes += revision_notes(results_dir, p, labels[p], seeds, sorted({e for e, _ in specs}))
         notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
         notes += weak_notes(runs, labels[p])
