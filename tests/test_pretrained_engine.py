@@ -52,7 +52,7 @@ def test_profile_overrides_accept_packaged_and_refuse_nonsense():
 def test_builder_options_with_packaged_weights():
     prof = get_profile("cpu-pretrained")
     assert model_options("jcs-seg", prof) == {"norm": "bn", "pretrained": "packaged"}
-    assert model_options("dss", prof) == {"norm": "bn", "pretrained": "packaged"}
+    assert model_options("dss", prof) == {"pretrained": "packaged"}
     assert model_options(EFFNET, prof) == {"pretrained": "packaged"}
     assert model_options("jcs-classifier", prof) == {"norm": "bn"}  # nothing ships Res2Net
     assert model_options("unet", prof) == {}

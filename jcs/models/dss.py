@@ -7,18 +7,14 @@ the six side outputs. Differences from the Caffe model, all without effect on th
 "same" padding instead of padding conv1_1 by 5 and cropping; fixed bilinear deconvolutions
 replaced by ``F.interpolate`` (no parameters); PyTorch floor-mode pooling; a single learning
 rate (the Caffe score/fusion convs used lr_mult 0.1); torchvision ImageNet weights with
-ImageNet-normalised RGB input instead of Caffe weights with BGR mean subtraction. The eval
+ImageNet-normalised RGB input instead of Caffe weights with BGR mean subtraction; the added convs
+start with a scale-preserving init instead of the Caffe N(0, 0.01²) (:func:`init_heads`). The eval
 prediction is the released notebook's mean of sides 3, 4, 5 and the fusion, without its
 min-max normalisation and without the paper's CRF post-processing.
 
 Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
 were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
-``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison.
-
-Normalisation: ``norm="none"`` (default) is the authors' plain VGG16. ``norm="bn"`` adds a
-trainable BN after each of the 13 VGG convs (8,448 parameters): the from-scratch profiles use it
-(``jcs.engine.profiles.Profile.baseline_norm``), as JCS's VGG16-BN and U-Net train with BN there;
-without it DSS from scratch stayed below Dice 0.5 in the ``cpu`` recipe (350 iterations)."""
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import List
@@ -30,7 +26,7 @@ import torch.nn.functional as F
 from ..losses import BCEDiceLoss, SumBCELoss
 from .layers import ConvReLU, upsample_like
 from .registry import register_model
-from .vgg import baseline_body
+from .vgg import VGG16Body
 from .vgg_weights import Pretrained, load_vgg16_weights
 
 # (input channels, kernel, width) of the six side paths, shallowest first (§3 table).
@@ -46,17 +42,44 @@ class SidePath(nn.Sequential):
         super().__init__(ConvReLU(cin, width, k), ConvReLU(width, width, k), nn.Conv2d(width, 1, 1))
 
 
+def init_heads(model: "DSS") -> None:
+    """Initialise the side paths, short connections and fusion so that the scale of the signal,
+    and of the score maps, survives them (model revision 3).
+
+    The Caffe net draws every added conv from N(0, 0.01²). Under its SGD with a loss summed over
+    the pixels the gradients are large enough to grow them at once; under Adam (each weight moves
+    about ``lr`` per step) they barely move in a short schedule: after the 350 iterations of the
+    ``cpu`` recipe the short-connection weights were still 0.006–0.026 and every output's
+    probability on lesion pixels about 0.3 (``results/diagnostics/dss_outputs_probe.json``), so
+    no output reached 0.5 (Dice 0.39–0.45 at 0.5, 0.0 with BN in the VGG body) while the same
+    maps ranked the pixels well (best-threshold Dice up to 0.67). Here the k×k side convs (ReLU
+    after each) start with He init (fan-in, zero bias) as the plain VGG16 body does, the 1×1
+    score convs with variance 1/fan-in (unit-variance score maps), each short connection as the
+    mean of the maps it combines (weights 1/n) and the fusion as the mean of the six sides (the
+    Caffe net's 1/6)."""
+    for side in model.sides:
+        for module in side.modules():
+            if isinstance(module, nn.Conv2d):
+                if module.kernel_size == (1, 1):  # the score conv
+                    nn.init.normal_(module.weight, std=module.in_channels ** -0.5)
+                else:
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+    for conv in (model.short4, model.short3, model.short2, model.short1, model.fuse):
+        nn.init.constant_(conv.weight, 1 / conv.in_channels)
+        nn.init.zeros_(conv.bias)
+
+
 class DSS(nn.Module):
     """DSS on VGG-16. ``loss``: "paper" (summed sigmoid cross-entropy on the 6 sides and the
-    fusion) or "jcs" (BCE + soft Dice on the same 7 outputs). ``norm``: "none" (plain VGG16, the
-    authors') or "bn" (trainable BN in the VGG body, for training from scratch)."""
+    fusion) or "jcs" (BCE + soft Dice on the same 7 outputs)."""
 
-    def __init__(self, pretrained: Pretrained = None, loss: str = "paper", norm: str = "none"):
+    def __init__(self, pretrained: Pretrained = None, loss: str = "paper"):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"dss: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = baseline_body("dss", norm)
+        self.body = VGG16Body(norm="none")
         self.sides = nn.ModuleList(SidePath(*cfg) for cfg in SIDE_PATHS)
         # short connections (§3): sides 4 and 3 take scores 6, 5; sides 2 and 1 take 5, fused 4,
         # 6, fused 3.
@@ -65,12 +88,7 @@ class DSS(nn.Module):
         self.short2 = nn.Conv2d(5, 1, 1)
         self.short1 = nn.Conv2d(5, 1, 1)
         self.fuse = nn.Conv2d(6, 1, 1)
-        for module in [*self.sides.modules(), self.short4, self.short3, self.short2, self.short1]:
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
-        nn.init.constant_(self.fuse.weight, 1 / 6)
-        nn.init.zeros_(self.fuse.bias)
+        init_heads(self)
         load_vgg16_weights(self.body, pretrained)
 
     def _taps(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -110,7 +128,6 @@ class DSS(nn.Module):
 
 
 @register_model("dss")
-def dss(pretrained: Pretrained = None, loss: str = "paper", norm: str = "none") -> DSS:
-    """DSS (Hou et al., TPAMI'19), VGG-16, 6 side outputs + fusion (62.23 M params; 62.23 M +
-    8,448 with ``norm="bn"``)."""
-    return DSS(pretrained=pretrained, loss=loss, norm=norm)
+def dss(pretrained: Pretrained = None, loss: str = "paper") -> DSS:
+    """DSS (Hou et al., TPAMI'19), VGG-16, 6 side outputs + fusion (62.23 M params)."""
+    return DSS(pretrained=pretrained, loss=loss)

@@ -17,12 +17,7 @@ provided.
 
 Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
 were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
-``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison.
-
-Normalisation: ``norm="none"`` (default) is the authors' plain VGG16. ``norm="bn"`` adds a
-trainable BN after each of the 13 VGG convs (8,448 parameters): the from-scratch profiles use it
-(``jcs.engine.profiles.Profile.baseline_norm``), as JCS's VGG16-BN and U-Net train with BN there;
-without it DSS from scratch stayed below Dice 0.5 in the ``cpu`` recipe (350 iterations)."""
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -34,7 +29,7 @@ import torch.nn.functional as F
 from ..losses import BalancedBCELoss, BCEDiceLoss, EGNetLoss, mask_to_edges
 from .layers import ConvReLU, upsample_like
 from .registry import register_model
-from .vgg import baseline_body
+from .vgg import VGG16Body
 from .vgg_weights import Pretrained, load_vgg16_weights
 
 # (channels, kernel) of the PSFEM/NLSEM conv blocks for levels relu2_2 … conv6.
@@ -127,15 +122,14 @@ class EGNetJCSLoss(nn.Module):
 
 class EGNet(nn.Module):
     """EGNet on VGG-16. ``loss``: "paper" (summed BCE on the 9 saliency logits + class-balanced
-    BCE on the edge logit) or "jcs" (:class:`EGNetJCSLoss`). ``norm``: "none" (plain VGG16, the
-    authors') or "bn" (trainable BN in the VGG body; conv6 stays without BN)."""
+    BCE on the edge logit) or "jcs" (:class:`EGNetJCSLoss`)."""
 
-    def __init__(self, pretrained: Pretrained = None, loss: str = "paper", norm: str = "none"):
+    def __init__(self, pretrained: Pretrained = None, loss: str = "paper"):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"egnet: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = baseline_body("egnet", norm)
+        self.body = VGG16Body(norm="none")
         self.conv6 = nn.Sequential(*[ConvReLU(512, 512, 3, bias=False) for _ in range(3)])
         self.merge1 = SalientEdgeFeatures()
         self.merge2 = EdgeGuidance()
@@ -166,6 +160,6 @@ class EGNet(nn.Module):
 
 
 @register_model("egnet")
-def egnet(pretrained: Pretrained = None, loss: str = "paper", norm: str = "none") -> EGNet:
+def egnet(pretrained: Pretrained = None, loss: str = "paper") -> EGNet:
     """EGNet (Zhao et al., ICCV'19), VGG-16 backbone, edge-guided (108.04 M params)."""
-    return EGNet(pretrained=pretrained, loss=loss, norm=norm)
+    return EGNet(pretrained=pretrained, loss=loss)

@@ -11,12 +11,7 @@ input instead of Caffe VGG weights with BGR mean subtraction.
 
 Loss: ``loss="paper"`` (default) is the original method's loss, as the baselines of Table VII
 were presumably re-trained with their authors' code (not stated, PAPER.md "Unknowns");
-``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison.
-
-Normalisation: ``norm="none"`` (default) is the authors' plain VGG16. ``norm="bn"`` adds a
-trainable BN after each of the 13 VGG convs (8,448 parameters): the from-scratch profiles use it
-(``jcs.engine.profiles.Profile.baseline_norm``), as JCS's VGG16-BN and U-Net train with BN there;
-without it DSS from scratch stayed below Dice 0.5 in the ``cpu`` recipe (350 iterations)."""
+``loss="jcs"`` uses the JCS BCE + soft Dice instead, for a like-for-like comparison."""
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -28,7 +23,7 @@ import torch.nn.functional as F
 from ..losses import BCEDiceLoss, SumBCELoss
 from .layers import upsample_like
 from .registry import register_model
-from .vgg import baseline_body
+from .vgg import VGG16Body
 from .vgg_weights import Pretrained, load_vgg16_weights
 
 PPM_BINS = (1, 3, 5)
@@ -95,15 +90,14 @@ class FAM(nn.Module):
 
 
 class PoolNet(nn.Module):
-    """PoolNet on VGG-16. ``loss``: "paper" (summed BCE-with-logits) or "jcs" (BCE + soft Dice).
-    ``norm``: "none" (plain VGG16, the authors') or "bn" (trainable BN in the VGG body)."""
+    """PoolNet on VGG-16. ``loss``: "paper" (summed BCE-with-logits) or "jcs" (BCE + soft Dice)."""
 
-    def __init__(self, pretrained: Pretrained = None, loss: str = "paper", norm: str = "none"):
+    def __init__(self, pretrained: Pretrained = None, loss: str = "paper"):
         super().__init__()
         if loss not in ("paper", "jcs"):
             raise ValueError(f"poolnet: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = baseline_body("poolnet", norm)
+        self.body = VGG16Body(norm="none")
         self.ggm = GlobalGuidance()
         self.fams = nn.ModuleList(FAM(cin, cout, fuse) for cin, cout, fuse in FAM_CONFIGS)
         self.score = nn.Conv2d(128, 1, 1)
@@ -143,6 +137,6 @@ class PoolNet(nn.Module):
 
 
 @register_model("poolnet")
-def poolnet(pretrained: Pretrained = None, loss: str = "paper", norm: str = "none") -> PoolNet:
+def poolnet(pretrained: Pretrained = None, loss: str = "paper") -> PoolNet:
     """PoolNet (Liu et al., CVPR'19), VGG-16 backbone, single output (52.51 M params)."""
-    return PoolNet(pretrained=pretrained, loss=loss, norm=norm)
+    return PoolNet(pretrained=pretrained, loss=loss)

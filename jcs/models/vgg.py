@@ -12,19 +12,6 @@ from .layers import make_norm
 
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
-#: ``norm`` choices of the plain-VGG16 comparison models (DSS, PoolNet, EGNet): ``"none"`` as
-#: their authors; ``"bn"`` (trainable BN after each of the 13 convs) where they train from
-#: scratch, as JCS's VGG16-BN and U-Net do (``jcs.engine.profiles.Profile.baseline_norm``).
-BASELINE_NORMS = ("none", "bn")
-
-
-def baseline_body(model: str, norm: str) -> "VGG16Body":
-    """The VGG-16 body of a comparison model: plain (``norm="none"``) or with trainable BN
-    (``"bn"``; 8,448 more parameters). Raises ValueError for another ``norm``."""
-    if norm not in BASELINE_NORMS:
-        raise ValueError(f"{model}: norm must be one of {BASELINE_NORMS}, got {norm!r}")
-    return VGG16Body(norm=norm)
-
 
 class VGGConv(nn.Module):
     """conv3×3 (bias) → optional BN → ReLU: one VGG layer."""
