@@ -66,5 +66,7 @@ def test_seeds_of_an_older_revision_leave_the_mean_when_others_are_current(tmp_p
     assert note.startswith("cpu: dss seeds 1, 2 left out of the mean")
     assert "scale-preserving init" in note and "--seeds 1 2 --only table7/dss" in note
     assert any(n.startswith("profile cpu: dss seeds 1, 2 left out") for n in table.attrs["notes"])
+    (egnet,) = [n for n in table.attrs["notes"] if "egnet were trained with the earlier" in n]
+    assert "He init" in egnet and "short connections" not in egnet  # DSS's change is not EGNet's
     assert revision_notes(tmp_path, "cpu", "", seeds=[0]) == []
     assert revision_notes(tmp_path, "cpu", "", experiments=["table5"]) == []

@@ -653,6 +653,14 @@ def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tup
     return {name: sorted(seeds) for name, seeds in out.items()}
 
 
+def _changes_since(model: str, revision: int) -> List[int]:
+    """The revisions of :data:`REVISION_CHANGES` after ``revision`` up to ``model``'s current one
+    (a change of one model's code is not named for another)."""
+    from jcs.engine.train import MODEL_REVISIONS
+
+    return [r for r in sorted(REVISION_CHANGES) if revision < r <= MODEL_REVISIONS.get(model, 1)]
+
+
 def revision_left_out(results: Sequence[Dict[str, Any]]) -> Dict[str, List[Tuple[int, int]]]:
     """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision of
     their model's code (:data:`jcs.engine.train.MODEL_REVISIONS`) in runs that also have a seed
@@ -684,12 +692,14 @@ def revision_notes(results_dir: PathLike, profile: str, label: str,
     prefix = f"{label}: " if label else ""
     notes = []
     for experiment in experiments:
-        for name, old in revision_left_out(load_results(results_dir, profile, experiment)).items():
+        results = load_results(results_dir, profile, experiment)
+        for name, old in revision_left_out(results).items():
             old = [(s, rev) for s, rev in old if seeds is None or s in seeds]
             if not old:
                 continue
             numbers = " ".join(str(s) for s, _ in old)
-            changes = sorted({r for _, rev in old for r in REVISION_CHANGES if r > rev})
+            model = next((r.get("model") for r in results if r.get("name") == name), None) or name
+            changes = sorted({r for _, rev in old for r in _changes_since(model, rev)})
             what = "; ".join(REVISION_CHANGES[r] for r in changes)
             plural = "s" if len(old) > 1 else ""
             notes.append(f"{prefix}{name} seed{plural} {numbers.replace(' ', ', ')} left out of the "
@@ -706,10 +716,11 @@ def outdated_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[st
     seeds = _outdated_seeds(runs)
     if not seeds:
         return []
-    from jcs.engine.train import MODEL_REVISIONS
-
+    models = {(r.get("name") or (k[-1] if isinstance(k, tuple) else k)):
+              (r.get("model") or (k[-1] if isinstance(k, tuple) else k))
+              for k, rs in runs.items() for r in rs}
     changes = sorted({r for name in seeds for _, rev in seeds[name]
-                      for r in range(rev + 1, max(MODEL_REVISIONS.values()) + 1) if r in REVISION_CHANGES})
+                      for r in _changes_since(models.get(name, name), rev)})
     what = "; ".join(REVISION_CHANGES[r] for r in changes)
     counts = {(r.get("name") or (k[-1] if isinstance(k, tuple) else k)): len(rs) for k, rs in runs.items()
               for r in rs[:1]}
