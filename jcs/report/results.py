@@ -663,24 +663,13 @@ def _changes_since(model: str, revision: int) -> List[int]:
 
 def revision_left_out(results: Sequence[Dict[str, Any]]) -> Dict[str, List[Tuple[int, int]]]:
     """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision of
-    their model's code (:data:`jcs.engine.train.MODEL_REVISIONS`) in runs that also have a seed
-    of the current revision: :func:`load_runs` leaves them out, so that a mean never mixes two
-    versions of a model. Runs with no current seed keep all theirs (:func:`outdated_notes`)."""
-    from jcs.engine.train import MODEL_REVISIONS
-
-    by_name: Dict[str, List[Tuple[int, int, int]]] = {}
+    their model's code (:func:`outdated_runs`) in runs that also have a seed of the current
+    revision: :func:`load_runs` leaves them out, so that a mean never mixes two versions of a
+    model. Runs with no current seed keep all theirs (:func:`outdated_notes`)."""
+    runs: Dict[str, List[Dict[str, Any]]] = {}
     for result in results:
-        name = result.get("name") or result.get("model")
-        current = MODEL_REVISIONS.get(result.get("model") or name, 1)
-        have = (result.get("config") or {}).get("model_revision", 1)
-        by_name.setdefault(name, []).append((int(result.get("seed", 0)), have, current))
-    out = {}
-    for name, seeds in by_name.items():
-        if any(have >= current for _, have, current in seeds):
-            old = sorted((seed, have) for seed, have, current in seeds if have < current)
-            if old:
-                out[name] = old
-    return out
+        runs.setdefault(result.get("name") or result.get("model"), []).append(result)
+    return {name: old for name, old in _outdated_seeds(runs).items() if len(old) < len(runs[name])}
 
 
 def revision_notes(results_dir: PathLike, profile: str, label: str,
