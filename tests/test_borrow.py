@@ -262,3 +262,23 @@ def test_borrowed_runs_count_once_and_do_not_pick_a_profile(tmp_path, monkeypatc
     table = provenance_table(results, "cpu-pretrained", "table7")
     assert list(table["borrowed from"]) == ["cpu/table7/unet.json"]
     assert "borrowed from" not in provenance_table(results, "cpu", "table7")
+
+
+def test_joint_parts_missing_say_which_command_makes_them(tmp_path):
+    """A fresh clone has no runs/: the warning names the missing checkpoints and the command that
+    trains exactly those (here only the segmentation part is missing)."""
+    prof = get_profile("cpu")
+    cls = tmp_path / "runs" / "cpu" / "classification" / "jcs-classifier-pixel" / "seed1" / "model.pt"
+    cls.parent.mkdir(parents=True)
+    cls.write_bytes(b"x")
+    with pytest.warns(UserWarning, match="trained parts not found") as caught:
+        got = EXPERIMENTS._joint_parts(prof, tmp_path / "results", tmp_path / "runs", 1)
+    assert got is None
+    message = str(caught[0].message)
+    assert "jcs-seg/seed1/model.pt" in message and "jcs-classifier-pixel/seed1" not in message
+    assert message.endswith("jcs reproduce --profile cpu --seeds 1 --only table5/jcs-seg --force")
+    (tmp_path / "runs" / "cpu" / "table5" / "jcs-seg" / "seed1").mkdir(parents=True)
+    (tmp_path / "runs" / "cpu" / "table5" / "jcs-seg" / "seed1" / "model.pt").write_bytes(b"x")
+    parts = EXPERIMENTS._joint_parts(prof, tmp_path / "results", tmp_path / "runs", 1)
+    assert parts == {"classifier": cls,
+                     "segmentation": tmp_path / "runs/cpu/table5/jcs-seg/seed1/model.pt"}

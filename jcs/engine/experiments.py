@@ -108,14 +108,17 @@ def _joint_parts(profile: Profile, results_dir: PathLike, runs_dir: PathLike,
                       "initialise it, training it from its initial weights", stacklevel=3)
         return None
     cls = profile.classifier + ("-pixel" if profile.joint_classifier == "pixel" else "")
-    parts = {"classifier": _trained_weights(profile, results_dir, runs_dir, "classification", cls,
-                                            seed),
-             "segmentation": _trained_weights(profile, results_dir, runs_dir, "table5", "jcs-seg",
-                                              seed)}
-    missing = [str(p) for p in parts.values() if not p.is_file()]
+    steps = {"classifier": ("classification", cls), "segmentation": ("table5", "jcs-seg")}
+    parts = {part: _trained_weights(profile, results_dir, runs_dir, experiment, name, seed)
+             for part, (experiment, name) in steps.items()}
+    missing = [part for part, path in parts.items() if not path.is_file()]
     if missing:
-        warnings.warn(f"jcs-joint: trained parts not found ({', '.join(missing)}); training it "
-                      "from its initial weights instead", stacklevel=3)
+        # checkpoints live under runs/, which a fresh clone does not have: say how to make them
+        only = " ".join("/".join(steps[part]) for part in missing)
+        warnings.warn(f"jcs-joint: trained parts not found ({', '.join(str(parts[m]) for m in missing)}); "
+                      f"training it from its initial weights instead. To initialise it as the "
+                      f"paper does, train them first: jcs reproduce --profile {profile.name} "
+                      f"--seeds {seed} --only {only} --force", stacklevel=3)
         return None
     return parts
 
