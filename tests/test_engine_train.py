@@ -2,12 +2,14 @@
 results-file schema, resume after a kill, evaluate() on the saved weights, reproduce() skipping
 finished experiments, a classifier run, and (slow) every registered model."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from jcs.data import SegmentationSlices
 from jcs.engine import evaluate, get_profile, load_result, reproduce, train
+from jcs.engine.provenance import sha256_file
 from jcs.engine.results import COMMON_KEYS, TRAIN_KEYS
 from jcs.models import list_models
 
@@ -182,6 +184,12 @@ def test_reproduce_pipeline_joint_from_parts_and_patients(tmp_path, data_dir):
     joint = load_result(tmp_path / "r/smoke/table6/jcs-joint.json")
     assert joint["init_from"]["classifier"].endswith("jcs-classifier-pixel/seed0/model.pt")
     assert joint["init_from"]["segmentation"].endswith("table5/jcs-seg/seed0/model.pt")
+    files = joint["initialisation"]["part_files"]  # which training of each part seeded it
+    for part, experiment in (("classifier", "classification"), ("segmentation", "table5")):
+        assert files[part]["sha256"] == sha256_file(Path(joint["init_from"][part]))
+        trained = load_result(tmp_path / "r/smoke" / experiment /
+                              f"{Path(joint['init_from'][part]).parent.parent.name}.json")
+        assert files[part]["config_hash"] == trained["config_hash"]
     sweep = load_result(tmp_path / "r/smoke/table4/jcs-classifier.json")
     assert sweep["thresholds"]["scaled"] == [7.5, 10.0, 12.5, 15.0]
     ids = [p["id"] for p in sweep["patients"]]  # + the PyRadiomics volumes where data/ has them

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from jcs.models import ActivationMapLoss, create_model, model_arguments, save_checkpoint
+from jcs.models.weights import read_checkpoint
 from jcs.models.packaged import PACKAGED_FOR, packaged_provenance
 
 from . import distributed as dd
@@ -45,7 +46,8 @@ from .datasets import (DEFAULT_DATASET, build_splits, custom_splits, describe_da
                        item_names, task_of)
 from .evaluate import run_evaluation
 from .profiles import EVALUATION_ONLY, Profile, Recipe, config_hash, get_profile, run_fields
-from .provenance import code_state, device_info, now_iso, package_versions, peak_memory, reset_peak_memory
+from .provenance import (code_state, device_info, now_iso, package_versions, peak_memory,
+                         reset_peak_memory, sha256_file)
 from .results import (SCHEMA, SCHEMA_VERSION, finished, load_result, predictions_dir, result_path,
                       write_result)
 from .runtime import (autocast, prepare_model, quiet_default, resolve_precision, rng_state,
@@ -117,13 +119,32 @@ def model_options(model_name: str, profile: Profile, initialised: bool = False) 
     return options
 
 
+def trained_parts_record(init_from: Mapping[str, PathLike]) -> Dict[str, Dict[str, Any]]:
+    """``{part: {"sha256", "config_hash"}}`` of the trained checkpoints a joint model starts
+    from, taken when they are loaded: which training of each part seeded the run (the
+    ``config_hash`` the checkpoint was saved with, None for files without one), so a later
+    retraining of the classifier or of ``jcs-seg`` can be told apart
+    (:func:`jcs.report.results.stale_joint_parts`)."""
+    record = {}
+    for part, path in init_from.items():
+        path = Path(path)
+        record[part] = {"sha256": sha256_file(path),
+                        "config_hash": read_checkpoint(path).get("config_hash")}
+    return record
+
+
 def initialisation(options: Mapping[str, Any], model_name: str,
-                   init_from: Optional[Mapping[str, PathLike]] = None) -> Dict[str, Any]:
+                   init_from: Optional[Mapping[str, PathLike]] = None,
+                   part_files: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The ``initialisation`` block of a results file: where the starting weights came from
     (``random``, ``imagenet-download``, ``packaged`` with each file's package and sha256, or the
-    trained parts of ``init_from``)."""
+    trained parts of ``init_from``, with ``part_files`` from :func:`trained_parts_record`)."""
     if init_from:
-        return {"kind": "trained-parts", "weights": [], "parts": {k: str(v) for k, v in init_from.items()}}
+        block = {"kind": "trained-parts", "weights": [],
+                 "parts": {k: str(v) for k, v in init_from.items()}}
+        if part_files:
+            block["part_files"] = dict(part_files)
+        return block
     source = options.get("pretrained")
     if source == "packaged":
         return {"kind": "packaged", "weights": packaged_provenance(PACKAGED_FOR[model_name])}
@@ -290,7 +311,9 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
     batch = dd.split_batch(recipe.batch_size, recipe.batch_scope, ctx, len(splits.train))
     seed_everything(seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model = create_model(model_name, **options)
+    part_files = None
     if init_from is not None:
+        part_files = trained_parts_record(init_from) if ctx.is_main else None
         model.load_parts(init_from["classifier"], init_from["segmentation"])
     model = prepare_model(model, device, channels_last)
     criterion = (ActivationMapLoss(weight=prof.cam_loss_weight, mode=prof.cam_loss_mode)
@@ -315,7 +338,8 @@ def train(model_name: str, dataset: Union[str, Mapping[str, Dataset], None] = No
         iters_per_epoch=min(len(loader), recipe.max_iters or len(loader)),
         state={"epoch": 0, "iteration": 0, "train_s": 0.0, "started": now_iso(),
                "history": {"epoch": [], "iteration_loss": [], "lr": [], "val": []},
-               "best": {"epoch": None, "score": float("-inf")}, "segments": []})
+               "best": {"epoch": None, "score": float("-inf")}, "segments": [],
+               "init_parts": part_files})
     if dd.broadcast(resume and paths.checkpoint.is_file(), ctx):  # rank 0 decides for all
         session.state = _load_state(session)
     _open_segment(session.state, code)
@@ -372,7 +396,7 @@ def _finish(session: "_Session", ranks: List[Dict[str, Any]], batch: Dict[str, i
                  "iterations_per_epoch": session.iters_per_epoch, "batch_size": batch["global"],
                  "batch_per_process": batch["per_process"]},
         "init_from": {k: str(v) for k, v in init_from.items()} if init_from else None,
-        "initialisation": initialisation(options, model_name, init_from),
+        "initialisation": initialisation(options, model_name, init_from, state.get("init_parts")),
         "data": (describe_data(dataset_name, splits.as_dict(), data_root) if dataset_name != "custom" else
                  {"dataset": "custom", "splits": {k: item_names(v)
                                                   for k, v in splits.as_dict().items()}}),
@@ -526,7 +550,8 @@ def _load_state(s: _Session) -> Dict[str, Any]:
     s.optimizer.load_state_dict(payload["optimizer"])
     set_rng_state(payload["rng_ranks"][s.ctx.rank] if s.ctx.distributed else payload["rng"],
                   s.generator)
-    state = {k: payload[k] for k in _STATE_KEYS if k != "segments"}
+    state = {k: payload[k] for k in _STATE_KEYS if k not in ("segments", "init_parts")}
+    state["init_parts"] = payload.get("init_parts")  # absent from checkpoints before it was kept
     state["segments"] = list(payload.get("segments") or [
         {"from_iteration": 0, "from_epoch": 0, "to_iteration": payload["iteration"],
          "to_epoch": payload["epoch"],
@@ -537,7 +562,8 @@ def _load_state(s: _Session) -> Dict[str, Any]:
 
 
 # what checkpoint.pt keeps of a run's state besides the weights, optimizer and RNG
-_STATE_KEYS = ("epoch", "iteration", "train_s", "started", "history", "best", "segments")
+_STATE_KEYS = ("epoch", "iteration", "train_s", "started", "history", "best", "segments",
+               "init_parts")
 
 
 def _open_segment(state: Dict[str, Any], code: Optional[Dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from .figures import (activation_map_slices, activation_profiles, export_activat
                       saved_maps_mismatch)
 from .diagnostics import cross_source_groups, cross_source_tries
 from .format import format_table, note_missing, show, table_view
+from .lineage import stale_joint_parts
 from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors_missing,
                       available_profiles,
                       hardware_label, initialisation_of, load_runs, load_selected, profile_label,
@@ -43,6 +44,6 @@ __all__ = [
     "plot_roc", "profiles_table", "provenance_table", "resolve_profile", "runtime_table", "scaling_figure",
     "scaling_table", "scanner_table",
     "seed_stats", "segmentation_metrics", "show", "streams_probe", "superseded_notes",
-    "superseded_seeds", "saved_maps_mismatch", "stale_patient_results", "partial_cohorts", "table4", "table4_patients", "table5", "table6",
+    "superseded_seeds", "saved_maps_mismatch", "stale_joint_parts", "stale_patient_results", "partial_cohorts", "table4", "table4_patients", "table5", "table6",
     "table7", "table_view", "training_minutes", "training_profile", "ucsd_demographics",
 ]

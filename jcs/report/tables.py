@@ -28,6 +28,7 @@ from jcs.data.registry import SARSCOV2_BLOCKS
 from jcs.engine.relabel import needs_relabel
 
 from .health import collapse_notes, weak_notes
+from .lineage import stale_joint_parts
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
@@ -538,6 +539,18 @@ def table6(results_dir: PathLike = "results", profile: str = "auto",
                      else f"seeds {', '.join(map(str, seed_list))}")
             df.attrs["notes"].append(f"{who}jcs-joint ({which}) was initialised {start}, then "
                                      "trained with the same schedule (jcs_official.md §4.3).")
+        by_parts: Dict[str, List[int]] = {}
+        for seed, parts in sorted(stale_joint_parts(results_dir, p, joint.get(name, [])).items()):
+            by_parts.setdefault(" and ".join(parts), []).append(seed)
+        for parts, seed_list in by_parts.items():
+            who = f"{profile_label(p)}: " if several else ""
+            listed = " ".join(map(str, seed_list))
+            df.attrs["notes"].append(
+                f"{who}jcs-joint (seed{'s' if len(seed_list) > 1 else ''} {listed.replace(' ', ', ')}) "
+                f"started from an earlier training of {parts} than the one whose results are "
+                f"shown now (retrained after this run started); to seed it from the current "
+                f"weights: jcs reproduce --profile {p} --seeds {listed} --only table6/jcs-joint "
+                "--force (the parts' checkpoints must be under runs/).")
     return df
 
 
