@@ -122,9 +122,9 @@ def model_options(model_name: str, profile: Profile, initialised: bool = False) 
 def trained_parts_record(init_from: Mapping[str, PathLike]) -> Dict[str, Dict[str, Any]]:
     """``{part: {"sha256", "config_hash"}}`` of the trained checkpoints a joint model starts
     from, taken when they are loaded: which training of each part seeded the run (the
-    ``config_hash`` the checkpoint was saved with, None for files without one), so a later
-    retraining of the classifier or of ``jcs-seg`` can be told apart
-    (:func:`jcs.report.results.stale_joint_parts`)."""
+    ``config_hash`` the checkpoint was saved with, None for files without one). Provenance only:
+    the report judges a later retraining of a part by timestamps
+    (:func:`jcs.report.lineage.stale_joint_parts`), which older results files allow too."""
     record = {}
     for part, path in init_from.items():
         path = Path(path)

@@ -28,7 +28,7 @@ from jcs.data.registry import SARSCOV2_BLOCKS
 from jcs.engine.relabel import needs_relabel
 
 from .health import collapse_notes, weak_notes
-from .lineage import stale_joint_parts
+from .lineage import part_run, stale_joint_parts
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
@@ -529,8 +529,8 @@ def table6(results_dir: PathLike = "results", profile: str = "auto",
             if _evaluation_only(result):  # released weights: nothing was initialised here
                 continue
             init = result.get("init_from") or {}
-            start = (f"from the trained classifier {Path(init['classifier']).parent.parent.name} "
-                     f"and segmentation network {Path(init['segmentation']).parent.parent.name}"
+            start = (f"from the trained classifier {part_run(init['classifier'])[1]} "
+                     f"and segmentation network {part_run(init['segmentation'])[1]}"
                      if init else "from its initial weights (no trained parts were found)")
             starts.setdefault(start, []).append(result["seed"])
         for start, seed_list in starts.items():
