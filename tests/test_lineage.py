@@ -11,7 +11,7 @@ from jcs.engine.results import result_path
 from jcs.engine.train import initialisation, trained_parts_record
 from jcs.models import save_checkpoint
 from jcs.report import stale_joint_parts, table6
-from jcs.report.lineage import part_run
+from jcs.report.lineage import part_profile, part_run
 
 ROOT = Path(__file__).resolve().parents[1]
 JOINT = ROOT / "results" / "cpu" / "table6" / "jcs-joint.json"
@@ -40,6 +40,7 @@ def _joint(results, seed, started):
 
 def test_part_run_reads_the_run_layout():
     assert part_run("runs/cpu-pretrained/table5/jcs-seg/seed2/model.pt") == ("table5", "jcs-seg")
+    assert part_profile("/x/runs/cpu-pretrained/table5/jcs-seg/seed2/model.pt") == "cpu-pretrained"
 
 
 @needs_results
@@ -82,3 +83,23 @@ def test_trained_parts_record_names_each_file_and_its_training(tmp_path):
     assert "part_files" not in initialisation({}, "jcs-joint", {"classifier": cls,
                                                                  "segmentation": seg})
     torch.load(cls, weights_only=True)  # still a plain checkpoint
+
+
+@needs_results
+def test_table6_names_a_part_taken_over_from_another_profile(tmp_path):
+    """cpu-pretrained's joint model starts from the cpu classifier (no packaged Res2Net-101):
+    the note must say whose run it is, not let it read as this profile's own training."""
+    results = tmp_path / "results"
+    path = _joint(results, 0, "2026-11-01T10:00:00+00:00")
+    record = json.loads(path.read_text())
+    record["init_from"]["segmentation"] = "/x/runs/cpu-pretrained/table5/jcs-seg/seed0/model.pt"
+    record["profile"] = "cpu-pretrained"
+    target = result_path(results, "cpu-pretrained", "table6", "jcs-joint", 0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record))
+    notes = [n for n in table6(results, profile="cpu-pretrained").attrs["notes"]
+             if "was initialised from" in n]
+    assert len(notes) == 1
+    assert ("classifier jcs-classifier-pixel (profile cpu's run, which cpu-pretrained takes over)"
+            in notes[0])
+    assert "segmentation network jcs-seg, then" in notes[0]  # its own profile's run: no label

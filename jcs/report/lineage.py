@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from jcs.engine.results import load_result, result_path
 
-__all__ = ["part_run", "stale_joint_parts"]
+__all__ = ["part_profile", "part_run", "stale_joint_parts"]
 
 PathLike = Union[str, Path]
 
@@ -24,6 +24,14 @@ def part_run(checkpoint: PathLike) -> tuple[str, str]:
     (the layout of :func:`jcs.engine.results.run_paths`)."""
     path = Path(checkpoint)
     return path.parents[2].name, path.parents[1].name
+
+
+def part_profile(checkpoint: PathLike) -> str:
+    """The profile whose run trained a part checkpoint ``.../<profile>/<experiment>/<name>/seed<k>/
+    model.pt``. It differs from the joint run's profile where that profile takes the part over
+    from another one (:mod:`jcs.engine.borrow`: ``cpu-pretrained`` has no packaged weights for
+    Res2Net-101, so its joint model starts from the ``cpu`` classifier)."""
+    return Path(checkpoint).parents[3].name
 
 
 def _time(stamp: Optional[str]) -> Optional[datetime]:

@@ -28,7 +28,7 @@ from jcs.data.registry import SARSCOV2_BLOCKS
 from jcs.engine.relabel import needs_relabel
 
 from .health import collapse_notes, weak_notes
-from .lineage import part_run, stale_joint_parts
+from .lineage import part_profile, part_run, stale_joint_parts
 from .results import (PROFILE_ORDER, ResultsNotFoundError, _column_order, _paper_order,
                       authors_notes, available_profiles, borrowed_notes, hardware_label,
                       initialisation_notes, initialisation_summary, load_runs, outdated_notes,
@@ -508,6 +508,13 @@ def table5(results_dir: PathLike = "results", profile: str = "auto",
                       "jcs.report.table5", paper.TABLE5.notes, seeds, profiles)
 
 
+def _part_label(checkpoint: str, profile: str) -> str:
+    """A joint run's part by run name, and by the profile that trained it where that is another
+    profile's run taken over (:func:`jcs.report.lineage.part_profile`)."""
+    name, owner = part_run(checkpoint)[1], part_profile(checkpoint)
+    return name if owner == profile else f"{name} (profile {owner}'s run, which {profile} takes over)"
+
+
 def table6(results_dir: PathLike = "results", profile: str = "auto",
            seeds: Optional[Sequence[int]] = None,
            profiles: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -529,8 +536,8 @@ def table6(results_dir: PathLike = "results", profile: str = "auto",
             if _evaluation_only(result):  # released weights: nothing was initialised here
                 continue
             init = result.get("init_from") or {}
-            start = (f"from the trained classifier {part_run(init['classifier'])[1]} "
-                     f"and segmentation network {part_run(init['segmentation'])[1]}"
+            start = (f"from the trained classifier {_part_label(init['classifier'], p)} "
+                     f"and segmentation network {_part_label(init['segmentation'], p)}"
                      if init else "from its initial weights (no trained parts were found)")
             starts.setdefault(start, []).append(result["seed"])
         for start, seed_list in starts.items():
