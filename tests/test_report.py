@@ -655,7 +655,7 @@ def test_committed_profiles_with_fig9_maps_have_them_for_every_classifier(data_d
     results = REPO_ROOT / "results"
     slices = (report.activation_map_slices("covid-cs", root=data_dir)
               + report.activation_map_slices("medseg", root=data_dir))
-    names = [name for name, _ in report.tables.CLASSIFIERS]
+    names = [name for name, _ in report.classification.CLASSIFIERS]
     checked = 0
     for profile in report.available_profiles(results, ["classification"]):
         runs = report.load_runs(results, profile, "classification", names, [0], required=False)

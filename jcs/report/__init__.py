@@ -24,10 +24,12 @@ from .results import (COLUMN_ORDER, PROFILE_ORDER, ResultsNotFoundError, authors
                       training_profile)
 from .runtime import bench_models, bench_targets, int8_check, patient_stages, runtime_table
 from .scaling import scaling_figure, scaling_table, streams_probe
-from .tables import (CLS_TESTS, classification_table, classifier_runs, dice_by_area,
-                     dice_distribution, dice_summary, gain, gap_closed, infnet_comparison,
-                     ours_values, pretraining_gap, profiles_table, segmentation_metrics, table4,
-                     table4_at_threshold, table4_patients, table5, table6, table7)
+from .classification import CLS_TESTS, classification_table, classifier_runs
+from .dice import dice_by_area, dice_distribution, dice_summary
+from .gap import gap_closed, pretraining_gap
+from .patient_level import table4, table4_at_threshold, table4_patients
+from .tables import (gain, infnet_comparison, ours_values, profiles_table, segmentation_metrics,
+                     table5, table6, table7)
 
 __all__ = [
     "CLS_TESTS", "COLUMN_ORDER", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",

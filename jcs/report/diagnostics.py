@@ -15,8 +15,8 @@ import pandas as pd
 from jcs.data.ctmd_labels import GROUPS, POSITIVE_GROUP, PREVIOUS_TARGET, SLICE_TARGET
 
 from .results import ResultsNotFoundError, load_runs, profile_label, seed_stats, shown_profiles
-from .tables import (CLASSIFIER_MODELS, SUPERVISION, _classifier_model, _test_block,
-                     classifier_runs)
+from .classification import (CLASSIFIER_MODELS, SUPERVISION, _classifier_model, _test_block,
+                             classifier_runs)
 
 PathLike = Union[str, Path]
 

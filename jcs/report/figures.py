@@ -16,8 +16,9 @@ from jcs.metrics import roc_curve
 
 from .results import (COLUMN_ORDER, REPO_ROOT, available_profiles, load_runs, load_selected,
                       profile_label, resolve_profile, run_label, shown_path, shown_profiles)
-from .tables import (CLASSIFIERS, CLS_TESTS, DICE_BINS, JCS_RUN, RUN_LABELS, TABLE7_RUNS,
-                     _per_image, _test_block, dice_by_area)
+from .classification import CLASSIFIERS, CLS_TESTS, RUN_LABELS, _test_block
+from .dice import DICE_BINS, _per_image, dice_by_area
+from .tables import JCS_RUN, TABLE7_RUNS
 
 __all__ = ["plot_roc", "plot_loss_curves", "plot_qualitative", "plot_dice_histogram",
            "plot_activation_maps", "export_activation_maps", "find_checkpoint",
@@ -40,7 +41,7 @@ def _plt():
 def plot_roc(results_dir: PathLike = "results", profile: str = "auto",
              seeds: Optional[Sequence[int]] = None, profiles: Optional[Sequence[str]] = None):
     """ROC curves of every classifier run (one curve per run and seed; the legend gives the mean
-    AUC over seeds), one panel per test set (:data:`~jcs.report.tables.CLS_TESTS`: UCSD, the
+    AUC over seeds), one panel per test set (:data:`~jcs.report.classification.CLS_TESTS`: UCSD, the
     real-scan held-out block, COVID-CT-MD) and one row of panels per profile with classifier
     results (``profile="auto"``: all of them; see :func:`~jcs.report.results.shown_profiles`).
     A panel whose runs were not tested on its set (results files from before the ``tests``
