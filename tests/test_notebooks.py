@@ -32,7 +32,8 @@ GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
 EXPECTED = {
     "dataset": ({}, 3),
     "classification": ({"Slice classification": 2, "Table IV": 4}, 2),
-    "ablation": ({"Table V:": 4, "Table VI:": 2, "Every segmentation metric": 5}, 1),
+    "ablation": ({"Table V:": 4, "Table VI:": 2, "Every segmentation metric": 5,
+                  "Training loss": 4}, 1),
     "comparison": ({"Table VII:": 5, "Inf-Net": 9, "Every segmentation metric": 5}, 2),
     "dice_distribution": ({"what the paper says": 2, "distribution of per-slice Dice": 10,
                            "by lesion area": 5}, 1),

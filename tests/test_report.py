@@ -784,3 +784,41 @@ def test_note_missing_says_what_is_not_shown(capsys):
     assert capsys.readouterr().out == "Table IV not shown: no results for table4\n"
     with pytest.raises(ValueError), report.note_missing("x"):
         raise ValueError("not a missing file")
+
+
+def test_training_loss_first_last_epoch_and_gap_to_the_baseline_by_hand(tmp_path):
+    # two seeds of the baseline and of +AFF in cpu; one seed of the baseline in cpu-pretrained
+    epochs = {("jcs-seg-base", 0): [6.0, 3.0, 2.0], ("jcs-seg-base", 1): [7.0, 2.5, 2.2],
+              ("jcs-seg-aff", 0): [6.5, 3.5, 2.3], ("jcs-seg-aff", 1): [7.5, 3.0, 2.7]}
+    for (name, seed), losses in epochs.items():
+        _fake(tmp_path, "cpu", "table5", name, seed, _seg_metrics(0.7),
+              loss={"epoch": losses, "iterations": 30})
+    _fake(tmp_path, "cpu-pretrained", "table5", "jcs-seg-base", 0, _seg_metrics(0.7),
+          loss={"epoch": [5.0, None, 1.5], "iterations": 30})  # a missing epoch is skipped
+    df = report.training_loss(tmp_path, profiles=["cpu", "cpu-pretrained"])
+    cpu, pre = (df.attrs["labels"][p] for p in ("cpu", "cpu-pretrained"))
+    assert df.index.tolist() == ["1: jcs-seg-base", "2: jcs-seg-efm", "3: jcs-seg-aff",
+                                 "4: jcs-seg"]
+    base, aff = df.loc["1: jcs-seg-base"], df.loc["3: jcs-seg-aff"]
+    assert base[(cpu, "first epoch")] == pytest.approx(6.5)
+    assert base[(cpu, "first epoch std")] == pytest.approx(math.sqrt(0.5))
+    assert base[(cpu, "last epoch")] == pytest.approx(2.1)
+    assert aff[(cpu, "last epoch")] == pytest.approx(2.5)
+    # per seed: 2.3 - 2.0 = 0.3 and 2.7 - 2.2 = 0.5
+    assert aff[(cpu, "last − row 1")] == pytest.approx(0.4)
+    assert aff[(cpu, "last − row 1 std")] == pytest.approx(math.sqrt(0.02))
+    assert base[(cpu, "last − row 1")] == pytest.approx(0.0)
+    assert base[(pre, "first epoch")] == 5.0 and base[(pre, "last epoch")] == 1.5
+    assert math.isnan(aff[(pre, "last epoch")])  # no run: shown as —
+    assert any("cpu-pretrained" in n and "table5/jcs-seg-aff" in n for n in df.attrs["notes"])
+    assert "ours" in report.show(df)._repr_html_()
+    assert "6.50 ± 0.71" in report.format_table(df).to_string()
+
+
+def test_training_loss_leaves_out_profiles_without_a_training_record(tmp_path):
+    _fake(tmp_path, "cpu", "table5", "jcs-seg-base", 0, _seg_metrics(0.7))
+    _fake(tmp_path, "authors", "table5", "jcs-seg", 0, _seg_metrics(0.7), kind="evaluation",
+          loss={})
+    df = report.training_loss(tmp_path, profiles=["authors", "cpu"])
+    assert df.attrs["profiles"] == ["cpu"]
+    assert any("no training record" in n for n in df.attrs["notes"])
