@@ -99,6 +99,8 @@ def test_table5_mean_std_over_seeds_and_paper_column(tmp_path):
     assert ("Dice", "ours std") not in text.columns
     html = report.show(df)._repr_html_()
     assert "Table V" in html and "ImageNet" in html and "api-segmentation" in html
+    # the paper does not say what replaces a removed module: the note names ours
+    assert any("PlainFusion" in n and "PlainContext" in n for n in df.attrs["notes"])
 
 
 def test_profiles_table_puts_every_profile_beside_the_paper(tmp_path):

@@ -53,6 +53,11 @@ TABLE6_RUNS = ((1, "table5", "jcs-seg"), (2, "table6", "jcs-joint"))
 TABLE7_RUNS = (("U-Net", "table7", "unet"), ("DSS", "table7", "dss"), ("EGNet", "table7", "egnet"),
                ("PoolNet", "table7", "poolnet"), ("JCS", "table6", "jcs-joint"))
 JCS_RUN = ("table6", "jcs-joint")  # the full JCS model (Fig. 11)
+# What replaces a removed module in Table V: the paper does not say, this is our choice
+ABLATION_NOTE = ("Without EFM or AFF: the paper does not say what replaces a removed module. "
+                 "Ours (jcs.models.jcs_seg): each EFM becomes a 1×1 and a 3×3 convolution "
+                 "(PlainContext), each AFF a concatenation of its two inputs and two 3×3 "
+                 "convolutions (PlainFusion), without the squeeze-and-excitation gates.")
 
 SEG_DEFINITIONS = {
     "Dice, IoU (ours)": ("per-image Dice / IoU of the probability map binarised at > 0.5, "
@@ -292,7 +297,7 @@ def table5(results_dir: PathLike = "results", profile: str = "auto",
         rows.append(((number, "✓" if rec["efm"] else "", "✓" if rec["aff"] else ""),
                      (experiment, name), rec))
     return _seg_table(results_dir, profile, rows, ("No.", "EFM", "AFF"), paper.TABLE5.title,
-                      "jcs.report.table5", paper.TABLE5.notes, seeds, profiles)
+                      "jcs.report.table5", [*paper.TABLE5.notes, ABLATION_NOTE], seeds, profiles)
 
 
 def _part_label(checkpoint: str, profile: str) -> str:
