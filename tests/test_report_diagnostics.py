@@ -127,3 +127,36 @@ def test_cross_source_groups_leave_out_files_scored_with_the_previous_labels(tmp
     (target / files[0].name).unlink()
     with pytest.raises(ResultsNotFoundError, match="per-group"):
         cross_source_groups(tmp_path, "cpu-pretrained")
+
+
+def test_linear_probe_rows_and_note(tmp_path):
+    _write(tmp_path, {"centre": (0.75, 0.87, 0.58)}, ctmd_all=[0.5, 0.6], ctmd_lung=[0.6, 0.6])
+    record = {"labels": "COVID-19 infection",
+              "chosen": {"C": 1.0, "val": 0.6, "ucsd-covid-ct": 0.72, "sarscov2-ct": 0.78,
+                         "covid-ct-md": 0.63},
+              "covid_ct_md_in_source": {"C": 1.0, "mean_auc": 0.85,
+                                        "folds": [{"auc": 0.8}, {"auc": 0.9}]}}
+    (tmp_path / "diagnostics" / "cls_linear_probe.json").write_text(json.dumps(record))
+    df = cross_source_tries(tmp_path)
+    assert len(df) == 5
+    frozen, own = df.iloc[3], df.iloc[4]
+    assert "Frozen" in df.index[3] and "in-source" in df.index[4]
+    assert (frozen[("AUC", "UCSD test")], frozen[("AUC", "real-scan held-out")],
+            frozen[("AUC", "COVID-CT-MD")]) == (0.72, 0.78, 0.63)
+    assert own[("AUC", "COVID-CT-MD")] == 0.85 and np.isnan(own[("AUC", "UCSD test")])
+    assert own[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    # 0.63 vs the fine-tuned mean 0.55: frozen higher by more than CLOSES; in-source 0.85 holds them
+    note = next(n for n in df.attrs["notes"] if n.startswith("Frozen"))
+    assert "0.630" in note and "0.550" in note and "loses part of the transfer" in note
+    assert "0.850" in note and "do hold these scans' lesions" in note
+    record["covid_ct_md_in_source"]["mean_auc"] = 0.58
+    record["chosen"]["covid-ct-md"] = 0.56
+    (tmp_path / "diagnostics" / "cls_linear_probe.json").write_text(json.dumps(record))
+    note = next(n for n in cross_source_tries(tmp_path).attrs["notes"] if n.startswith("Frozen"))
+    assert "neither loses nor adds" in note and "reach only 0.580, what separates" in note
+    record["covid_ct_md_in_source"]["sweep"] = [{"C": 0.1, "mean_auc": 0.45}, {"C": 1, "mean_auc": 0.38}]
+    record["covid_ct_md_in_source"]["mean_auc"] = 0.38
+    (tmp_path / "diagnostics" / "cls_linear_probe.json").write_text(json.dumps(record))
+    note = next(n for n in cross_source_tries(tmp_path).attrs["notes"] if n.startswith("Frozen"))
+    assert "reach only 0.380, below chance at every regularisation tried (0.380–0.450)" in note
+    assert not cross_source_tries(tmp_path).index[3].endswith(" †")

@@ -2,7 +2,8 @@
 lesions (:func:`cross_source_groups`, from the classifier results files), and what was tried
 against the gap (:func:`cross_source_tries`, from the files of ``results/diagnostics/`` that the
 probe scripts write: ``scripts/probe_cls_framing.py``, ``scripts/analyse_ctmd_scores.py``,
-``scripts/probe_ctmd_lung_framing.py``, ``scripts/probe_ctmd_adabn.py``)."""
+``scripts/probe_ctmd_lung_framing.py``, ``scripts/probe_ctmd_adabn.py``,
+``scripts/probe_cls_linear.py``)."""
 from __future__ import annotations
 
 import json
@@ -46,6 +47,8 @@ TEST_TIME_PROBES = (
      "caveat": " That row has seen the test images (not their labels) and is a diagnosis, not a "
                "result."},
 )
+LINEAR_FILE = "diagnostics/cls_linear_probe.json"
+TEST_KEYS = {"ucsd": "ucsd-covid-ct", "sarscov2": "sarscov2-ct", "ctmd": "covid-ct-md"}
 CLOSES = 0.05  # a try that raises the mean AUC by less than this does not close the gap
 
 
@@ -57,6 +60,35 @@ def _probe_note(probe: dict, runs: List[dict]) -> str:
               else "hardly changes")
     text = probe["note"].format(change=change, before=before, after=after)
     return text + (probe["conclusion"] if after - before < CLOSES else ".") + probe["caveat"]
+
+
+def _linear_note(frozen: float, fine_tuned: float, in_source: float,
+                 in_source_sweep: Sequence[dict] = ()) -> str:
+    """What the linear probe says, in words decided by its numbers (scripts/probe_cls_linear.py)."""
+    if frozen - fine_tuned > CLOSES:
+        verdict = "so fine-tuning loses part of the transfer that the ImageNet features had"
+    elif fine_tuned - frozen > CLOSES:
+        verdict = "so fine-tuning adds to the transfer rather than losing it"
+    else:
+        verdict = "about the same: fine-tuning neither loses nor adds much of it"
+    text = (f"Frozen, the packaged ImageNet features with a logistic regression on the same training "
+            f"data score {frozen:.3f} on COVID-CT-MD against {fine_tuned:.3f} for the fine-tuned "
+            f"classifiers (mean of the seeds), {verdict}. ")
+    if in_source - max(frozen, fine_tuned) > CLOSES:
+        text += (f"Fitted on COVID-CT-MD's own patients (one fold's patients, tested on the other's) "
+                 f"the same frozen features reach {in_source:.3f}: they do hold these scans' lesions, "
+                 "so what is missing is training data like these scans, not a better backbone.")
+    else:
+        sweep = [row["mean_auc"] for row in in_source_sweep] or [in_source]
+        below = (f"below chance at every regularisation tried ({min(sweep):.3f}–{max(sweep):.3f}): "
+                 if max(sweep) < 0.5 else "")
+        text += (f"Fitted on COVID-CT-MD's own patients (one fold's patients, tested on the other's) "
+                 f"the same frozen features reach only {in_source:.3f}, {below}what separates one "
+                 "patient's lesion slices from the other slices in these pooled features does not "
+                 "carry over to the next patient, so a linear read-out of frozen ImageNet features "
+                 "does not find these scans' lesions even when trained on this source (two COVID-19 "
+                 "patients make this reference coarse).")
+    return text + " Both fits are single runs; the in-source one has trained on the test source."
 
 
 TESTS = (("ucsd", "UCSD test"), ("sarscov2", "real-scan held-out"), ("ctmd", "COVID-CT-MD"))
@@ -90,7 +122,10 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
     over seeds, std in ``"<test> std"``); where ``scripts/probe_ctmd_lung_framing.py`` has run,
     the same runs on the COVID-CT-MD slices as framed for training (Resize + centre crop of the full
     field) and cut to the lungs first, as the SARS-CoV-2 sample's slices are; where
-    ``scripts/probe_ctmd_adabn.py`` has run, with BN statistics re-estimated on those slices. Raises
+    ``scripts/probe_ctmd_adabn.py`` has run, with BN statistics re-estimated on those slices; where
+``scripts/probe_cls_linear.py`` has run, a logistic regression on the frozen packaged ImageNet
+features (all three tests) and the same fit made on COVID-CT-MD's own patients, two folds by
+patient (an in-source reference), with a note on what the two say. Raises
     :class:`ResultsNotFoundError` when one of the first two files is missing."""
     root = Path(results_dir)
     framing = _read(root / FRAMING_FILE)
@@ -131,6 +166,24 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
                          ("AUC", "COVID-CT-MD std"): (float(np.std(values, ddof=1)) if len(runs) > 1
                                                       else np.nan)})
         notes.append(_probe_note(probe, runs))
+    linear = root / LINEAR_FILE
+    if linear.is_file():  # optional: rows only where the probe has run
+        record = json.loads(linear.read_text())
+        mark = _previous_labels(record, stale, LINEAR_FILE)
+        index.append(f"Frozen ImageNet features + logistic regression (no fine-tuning), "
+                     f"C on the validation set{mark}")
+        rows.append({("AUC", label): record["chosen"][TEST_KEYS[key]] for key, label in TESTS})
+        in_source = record["covid_ct_md_in_source"]
+        index.append(f"The same features fitted on COVID-CT-MD itself, {len(in_source['folds'])} "
+                     f"folds by patient (in-source reference){mark}")
+        rows.append({("AUC", "COVID-CT-MD"): in_source["mean_auc"],
+                     ("AUC", "COVID-CT-MD std"): (float(np.std([f["auc"] for f in in_source["folds"]],
+                                                               ddof=1))
+                                                  if len(in_source["folds"]) > 1 else np.nan)})
+        fine_tuned = float(np.mean([run["auc_by_min_lung_fraction"]["0.0"]["auc"]
+                                    for run in analysis["runs"]]))
+        notes.append(_linear_note(record["chosen"]["covid-ct-md"], fine_tuned,
+                                  in_source["mean_auc"], in_source.get("sweep", ())))
     if stale:
         notes.append(f"Rows marked † come from {', '.join(sorted(set(stale)))}, scored before "
                      f"2026-11-30 with {PREVIOUS_TARGET} as positives (now: {SLICE_TARGET}, "
