@@ -145,7 +145,7 @@ def test_linear_probe_rows_and_note(tmp_path):
             frozen[("AUC", "COVID-CT-MD")]) == (0.72, 0.78, 0.63)
     assert own[("AUC", "COVID-CT-MD")] == 0.85 and np.isnan(own[("AUC", "UCSD test")])
     assert own[("AUC", "COVID-CT-MD std")] == pytest.approx(np.std([0.8, 0.9], ddof=1))
-    # 0.63 vs the fine-tuned mean 0.55: frozen higher by more than CLOSES; in-source 0.85 holds them
+    # 0.63 vs the fine-tuned seeds 0.5/0.6 (mean 0.55, std 0.071): higher by more than both
     note = next(n for n in df.attrs["notes"] if n.startswith("Frozen"))
     assert "0.630" in note and "0.550" in note and "loses part of the transfer" in note
     assert "0.850" in note and "do hold these scans' lesions" in note
@@ -153,7 +153,7 @@ def test_linear_probe_rows_and_note(tmp_path):
     record["chosen"]["covid-ct-md"] = 0.56
     (tmp_path / "diagnostics" / "cls_linear_probe.json").write_text(json.dumps(record))
     note = next(n for n in cross_source_tries(tmp_path).attrs["notes"] if n.startswith("Frozen"))
-    assert "neither loses nor adds" in note and "reach only 0.580, what separates" in note
+    assert "within the seeds' spread (std 0.071)" in note and "reach only 0.580, what separates" in note
     record["covid_ct_md_in_source"]["sweep"] = [{"C": 0.1, "mean_auc": 0.45}, {"C": 1, "mean_auc": 0.38}]
     record["covid_ct_md_in_source"]["mean_auc"] = 0.38
     (tmp_path / "diagnostics" / "cls_linear_probe.json").write_text(json.dumps(record))

@@ -62,19 +62,25 @@ def _probe_note(probe: dict, runs: List[dict]) -> str:
     return text + (probe["conclusion"] if after - before < CLOSES else ".") + probe["caveat"]
 
 
-def _linear_note(frozen: float, fine_tuned: float, in_source: float,
+def _linear_note(frozen: float, fine_tuned: Sequence[float], in_source: float,
                  in_source_sweep: Sequence[dict] = ()) -> str:
-    """What the linear probe says, in words decided by its numbers (scripts/probe_cls_linear.py)."""
-    if frozen - fine_tuned > CLOSES:
+    """What the linear probe says, in words decided by its numbers (scripts/probe_cls_linear.py):
+    ``frozen`` = its COVID-CT-MD AUC, ``fine_tuned`` = the fine-tuned classifiers' AUC per seed
+    (a difference counts when above both :data:`CLOSES` and their seed std)."""
+    mean = float(np.mean(fine_tuned))
+    spread = float(np.std(fine_tuned, ddof=1)) if len(fine_tuned) > 1 else 0.0
+    margin = max(CLOSES, spread)
+    if frozen - mean > margin:
         verdict = "so fine-tuning loses part of the transfer that the ImageNet features had"
-    elif fine_tuned - frozen > CLOSES:
+    elif mean - frozen > margin:
         verdict = "so fine-tuning adds to the transfer rather than losing it"
     else:
-        verdict = "about the same: fine-tuning neither loses nor adds much of it"
+        verdict = (f"a difference within the seeds' spread (std {spread:.3f}): fine-tuning neither "
+                   "clearly loses nor adds transfer")
     text = (f"Frozen, the packaged ImageNet features with a logistic regression on the same training "
-            f"data score {frozen:.3f} on COVID-CT-MD against {fine_tuned:.3f} for the fine-tuned "
-            f"classifiers (mean of the seeds), {verdict}. ")
-    if in_source - max(frozen, fine_tuned) > CLOSES:
+            f"data score {frozen:.3f} on COVID-CT-MD against {mean:.3f} for the fine-tuned "
+            f"classifiers (mean of {len(fine_tuned)} seeds), {verdict}. ")
+    if in_source - max(frozen, mean) > CLOSES:
         text += (f"Fitted on COVID-CT-MD's own patients (one fold's patients, tested on the other's) "
                  f"the same frozen features reach {in_source:.3f}: they do hold these scans' lesions, "
                  "so what is missing is training data like these scans, not a better backbone.")
@@ -180,8 +186,7 @@ patient (an in-source reference), with a note on what the two say. Raises
                      ("AUC", "COVID-CT-MD std"): (float(np.std([f["auc"] for f in in_source["folds"]],
                                                                ddof=1))
                                                   if len(in_source["folds"]) > 1 else np.nan)})
-        fine_tuned = float(np.mean([run["auc_by_min_lung_fraction"]["0.0"]["auc"]
-                                    for run in analysis["runs"]]))
+        fine_tuned = [run["auc_by_min_lung_fraction"]["0.0"]["auc"] for run in analysis["runs"]]
         notes.append(_linear_note(record["chosen"]["covid-ct-md"], fine_tuned,
                                   in_source["mean_auc"], in_source.get("sweep", ())))
     if stale:
