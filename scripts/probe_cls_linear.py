@@ -34,9 +34,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import ConcatDataset, DataLoader
 
-from jcs.data.ctmd_labels import GROUPS, SLICE_TARGET
+from jcs.data.ctmd_labels import SLICE_TARGET
 from jcs.data.datasets import ClassificationSlices, CTMDSlices
 from jcs.engine.provenance import sha256_file, write_probe
+from jcs.metrics import compute_group_aucs
 from jcs.models import create_model
 
 MODEL = "jcs-classifier-efficientnet-lite2"
@@ -57,10 +58,15 @@ FOLDS = (("P001", "cap001", "normal001"), ("P002", "cap002", "normal002"))
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 
-def _fit_auc(x_fit, y_fit, x_eval, y_eval, c: float) -> float:
+def _fit(x_fit: np.ndarray, y_fit: np.ndarray, c: float):
+    """Standardise on ``x_fit``, fit an L2 logistic regression at ``c``; returns a scorer."""
     scaler = StandardScaler().fit(x_fit)
     clf = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x_fit), y_fit)
-    return float(roc_auc_score(y_eval, clf.decision_function(scaler.transform(x_eval))))
+    return lambda x: clf.decision_function(scaler.transform(x))
+
+
+def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+    return round(float(roc_auc_score(y, scores)), 4)
 
 
 def ctmd_in_source(x: np.ndarray, y: np.ndarray, patients: np.ndarray, c: float) -> dict:
@@ -72,7 +78,7 @@ def ctmd_in_source(x: np.ndarray, y: np.ndarray, patients: np.ndarray, c: float)
     for k, test_patients in enumerate(FOLDS):
         test, train = np.isin(patients, test_patients), np.isin(patients, FOLDS[1 - k])
         folds.append({"test_patients": list(test_patients),
-                      "auc": round(_fit_auc(x[train], y[train], x[test], y[test], c), 4)})
+                      "auc": _auc(y[test], _fit(x[train], y[train], c)(x[test]))})
     return {"C": c, "folds": folds, "mean_auc": round(float(np.mean([f["auc"] for f in folds])), 4)}
 
 
@@ -106,30 +112,22 @@ def main() -> None:
             np.savez(args.cache, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                      **{f"x_{n}": v[0] for n, v in x_tests.items()},
                      **{f"y_{n}": v[1] for n, v in x_tests.items()})
-    scaler = StandardScaler().fit(x_train)
-    sweep = []
+    sweep, scorers = [], {}
     for c in C_GRID:
-        clf = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x_train), y_train)
-        row = {"C": c, "val": round(float(roc_auc_score(y_val, clf.decision_function(scaler.transform(x_val)))), 4)}
-        for name, (x, y) in x_tests.items():
-            row[name] = round(float(roc_auc_score(y, clf.decision_function(scaler.transform(x)))), 4)
+        scorers[c] = score = _fit(x_train, y_train, c)
+        row = {"C": c, "val": _auc(y_val, score(x_val)),
+               **{name: _auc(y, score(x)) for name, (x, y) in x_tests.items()}}
         sweep.append(row)
         print(row, flush=True)
     best = max(sweep, key=lambda r: r["val"])
-    clf = LogisticRegression(C=best["C"], max_iter=5000).fit(scaler.transform(x_train), y_train)
-    scores = clf.decision_function(scaler.transform(x_tests["covid-ct-md"][0]))
-    groups = np.asarray([s[4] for s in ctmd.samples])
-    positive = groups == "COVID-19 infected"
-    by_group = {}
-    for group in GROUPS[1:]:
-        negative = groups == group
-        if negative.any():
-            keep = positive | negative
-            by_group[group] = round(float(roc_auc_score(positive[keep], scores[keep])), 4)
+    x_ctmd, y_ctmd = x_tests["covid-ct-md"]
+    by_group = {group: round(row["roc_auc"], 4) for group, row in
+                compute_group_aucs(y_ctmd, scorers[best["C"]](x_ctmd), ctmd.groups).items()
+                if row["roc_auc"] is not None}
     patients = np.asarray([s[3] for s in ctmd.samples])
-    in_source = ctmd_in_source(*x_tests["covid-ct-md"], patients, best["C"])
-    in_source["sweep"] = [{"C": c, "mean_auc": ctmd_in_source(*x_tests["covid-ct-md"], patients,
-                                                              c)["mean_auc"]} for c in C_GRID]
+    in_source = ctmd_in_source(x_ctmd, y_ctmd, patients, best["C"])
+    in_source["sweep"] = [{"C": c, "mean_auc": ctmd_in_source(x_ctmd, y_ctmd, patients, c)["mean_auc"]}
+                          for c in C_GRID]
     write_probe(args.out, "scripts/probe_cls_linear.py", vars(args), {
         "what": "Linear probe on frozen packaged ImageNet EfficientNet-Lite2 features (global "
                 "average pool of the last stage, 1280-d), standardised, L2 logistic regression; "

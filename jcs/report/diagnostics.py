@@ -129,9 +129,9 @@ def cross_source_tries(results_dir: PathLike = "results") -> pd.DataFrame:
     the same runs on the COVID-CT-MD slices as framed for training (Resize + centre crop of the full
     field) and cut to the lungs first, as the SARS-CoV-2 sample's slices are; where
     ``scripts/probe_ctmd_adabn.py`` has run, with BN statistics re-estimated on those slices; where
-``scripts/probe_cls_linear.py`` has run, a logistic regression on the frozen packaged ImageNet
-features (all three tests) and the same fit made on COVID-CT-MD's own patients, two folds by
-patient (an in-source reference), with a note on what the two say. Raises
+    ``scripts/probe_cls_linear.py`` has run, a logistic regression on the frozen packaged
+    ImageNet features (all three tests) and the same fit made on COVID-CT-MD's own patients, two
+    folds by patient (an in-source reference), with a note on what the two say. Raises
     :class:`ResultsNotFoundError` when one of the first two files is missing."""
     root = Path(results_dir)
     framing = _read(root / FRAMING_FILE)
