@@ -51,9 +51,12 @@ def test_seeds_of_an_older_revision_leave_the_mean_when_others_are_current(tmp_p
     for seed, rev, dice in ((0, current, 0.6), (1, current - 1, 0.4), (2, current - 1, 0.4)):
         _fake(tmp_path, "cpu", "table7", "dss", seed=seed, metrics=_seg_metrics(dice),
               config={"model_revision": rev, "profile": {"pretrained": False}})
-    for seed in (0, 1):  # no seed current: every seed stays, with outdated_notes' note
+    for seed in (0, 1):  # EGNet has no later revision (He init was withdrawn): its seeds are current
         _fake(tmp_path, "cpu", "table7", "egnet", seed=seed, metrics=_seg_metrics(0.6),
-              config={"model_revision": 1, "profile": {"pretrained": False}})
+              config={"profile": {"pretrained": False}})
+    for seed in (0, 1):  # no seed current: every seed stays, with outdated_notes' note
+        _fake(tmp_path, "gpu", "table7", "dss", seed=seed, metrics=_seg_metrics(0.6),
+              config={"model_revision": current - 1, "profile": {"pretrained": False}})
     results = report.load_runs(tmp_path, "cpu", "table7", keep_superseded=True)
     assert revision_left_out([r for rs in results.values() for r in rs]) == {
         "dss": [(1, current - 1), (2, current - 1)]}
@@ -65,8 +68,12 @@ def test_seeds_of_an_older_revision_leave_the_mean_when_others_are_current(tmp_p
     (note,) = revision_notes(tmp_path, "cpu", "cpu")
     assert note.startswith("cpu: dss seeds 1, 2 left out of the mean")
     assert "scale-preserving init" in note and "--seeds 1 2 --only table7/dss" in note
+    assert "He init" not in note  # revision 2 came before these seeds: not named as a change
     assert any(n.startswith("profile cpu: dss seeds 1, 2 left out") for n in table.attrs["notes"])
-    (egnet,) = [n for n in table.attrs["notes"] if "egnet were trained with the earlier" in n]
-    assert "He init" in egnet and "short connections" not in egnet  # DSS's change is not EGNet's
+    assert not [n for n in table.attrs["notes"] if "egnet" in n and "earlier" in n]
+    assert len(report.load_runs(tmp_path, "gpu", "table7")["dss"]) == 2
+    (old,) = [n for n in report.table7(tmp_path, "gpu").attrs["notes"]
+              if "dss were trained with the earlier" in n]
+    assert "scale-preserving init" in old and "He init" not in old
     assert revision_notes(tmp_path, "cpu", "", seeds=[0]) == []
     assert revision_notes(tmp_path, "cpu", "", experiments=["table5"]) == []

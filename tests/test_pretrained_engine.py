@@ -14,7 +14,7 @@ import torch
 from jcs.engine.datasets import classification_splits, data_files, item_names
 from jcs.engine.experiments import plan
 from jcs.engine.profiles import get_profile, run_fields
-from jcs.engine.train import initialisation, model_options
+from jcs.engine.train import MODEL_REVISIONS, initialisation, model_options
 from jcs.models import create_model
 from jcs.models.vgg import VGG16Body
 
@@ -104,22 +104,33 @@ def test_full_classifier_splits_sizes(data_dir):
     assert len(splits.extra_tests["sarscov2-ct"]) == 171
 
 
-def test_plain_vgg_starts_with_he_init_and_keeps_the_signal():
-    """The cause of the DSS collapse: PyTorch's default conv init leaves almost no input signal
-    in conv4/conv5 of a plain VGG16 (no BN); He init keeps it (scripts/probe_vgg_init.py)."""
+def test_he_init_keeps_the_signal_of_a_plain_vgg_and_only_dss_asks_for_it():
+    """The suspected cause of the DSS collapse: PyTorch's default conv init leaves almost no input
+    signal in conv4/conv5 of a plain VGG16 (no BN); He init keeps it (scripts/probe_vgg_init.py).
+    DSS starts its body with He init (model revision 2); PoolNet and EGNet keep the default (with
+    He init PoolNet trained worse, results/diagnostics/poolnet_he_init_seed*.json)."""
     torch.manual_seed(0)
     x = torch.randn(4, 3, 64, 64)
-    plain = VGG16Body("none")
-    assert plain.init == "kaiming"
+    plain = VGG16Body("none", init="kaiming")
     first = plain.conv_layers()[0].conv
     assert float(first.bias.detach().abs().max()) == 0
     assert abs(float(first.weight.detach().std()) - (2 / (64 * 9)) ** 0.5) < 0.01
-    old = VGG16Body("none", init="pytorch")
+    old = VGG16Body("none")
+    assert old.init == "pytorch"
     with torch.no_grad():
         kept = plain(x)[-1].std(dim=0).mean()
         lost = old(x)[-1].std(dim=0).mean()
     assert float(kept) > 100 * float(lost)
-    assert VGG16Body("bn").init == "auto"  # BN bodies keep the default (results unchanged)
+    assert VGG16Body("bn").init == "pytorch"
+    assert create_model("dss").body.init == "kaiming"
+    for name in ("poolnet", "egnet"):  # the same draws as before revision 2: identical weights
+        torch.manual_seed(0)
+        model = create_model(name)
+        assert model.body.init == "pytorch" and name not in MODEL_REVISIONS
+        torch.manual_seed(0)
+        reference = VGG16Body("none")
+        assert all(torch.equal(a.conv.weight, b.conv.weight)
+                   for a, b in zip(model.body.conv_layers(), reference.conv_layers()))
     with pytest.raises(ValueError, match="init must be"):
         VGG16Body("none", init="xavier")
 

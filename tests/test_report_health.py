@@ -86,9 +86,9 @@ def test_outdated_notes_name_the_old_seeds_when_others_are_current():
                                 {"name": "dss", "model": "dss", "seed": 2, "config": {}}],
             ("table7", "egnet"): [{"name": "egnet", "model": "egnet", "seed": 0, "config": {}}],
             ("table7", "unet"): [{"name": "unet", "model": "unet", "seed": 0, "config": {}}]}
-    assert outdated_runs(runs) == {"dss": 1, "egnet": 1}  # U-Net has no newer revision
+    assert outdated_runs(runs) == {"dss": 1}  # U-Net and EGNet have no newer revision
     (note,) = outdated_notes(runs, "cpu")
-    assert "dss (seeds 1, 2; the other seeds are current), egnet were trained" in note
+    assert "dss (seeds 1, 2; the other seeds are current) were trained" in note
     assert "He init" in note
     fresh = {("table7", "dss"): runs[("table7", "dss")][:1]}
     assert outdated_notes(fresh, "cpu") == []

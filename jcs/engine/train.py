@@ -60,9 +60,12 @@ CHECKPOINT_FORMAT = 1
 NO_BACKBONE = ("unet", "unet-bilinear")  # trained from scratch in every profile (no ImageNet body)
 # Models whose code changed in a way that changes training: the revision enters the run's config,
 # so finished runs made before are no longer current and `jcs reproduce` trains them again.
-# 2: the plain VGG16 body starts with He init, not PyTorch's default (jcs.models.vgg.VGG16Body).
+# 2 (DSS): the plain VGG16 body starts with He init, not PyTorch's default (jcs.models.vgg.VGG16Body).
 # 3 (DSS): side paths, short connections and fusion start scale-preserving (jcs.models.dss.init_heads).
-MODEL_REVISIONS = {"dss": 3, "poolnet": 2, "egnet": 2}
+# PoolNet and EGNet were at revision 2 too (He init) until 2026-12-01: it made PoolNet weak (cpu Dice
+# 0.444 / 0.459 against 0.617 / 0.619, results/diagnostics/poolnet_he_init_seed*.json), so they are
+# back at revision 1's code (PyTorch's default init), and their revision-1 runs are current again.
+MODEL_REVISIONS = {"dss": 3}
 Callback = Callable[[Dict[str, Any]], None]
 
 

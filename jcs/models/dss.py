@@ -79,7 +79,7 @@ class DSS(nn.Module):
         if loss not in ("paper", "jcs"):
             raise ValueError(f"dss: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = VGG16Body(norm="none")
+        self.body = VGG16Body(norm="none", init="kaiming")  # model revision 2
         self.sides = nn.ModuleList(SidePath(*cfg) for cfg in SIDE_PATHS)
         # short connections (§3): sides 4 and 3 take scores 6, 5; sides 2 and 1 take 5, fused 4,
         # 6, fused 3.

@@ -30,22 +30,22 @@ class VGG16Body(nn.Module):
     """The five VGG-16 stages without pooling. ``norm``: "none" (VGG16), "frozen" (VGG16-BN with
     FrozenBatchNorm2d, as JCS) or "bn". ``stages[i](x)`` gives conv{i+1}_{last} features.
 
-    ``init``: how the convolutions start before any pretrained weights are loaded. ``"auto"``:
-    ``"kaiming"`` for the plain VGG16 (``norm="none"``), PyTorch's default for VGG16-BN.
-    ``"kaiming"`` = He normal (fan-out, ReLU) with zero bias, torchvision's VGG init: without BN
-    it keeps the signal through the 13 layers. PyTorch's default conv init (uniform, variance
-    1/(3·fan-in)) divides the variance by about 6 per conv + ReLU: in a plain VGG16 the conv4 /
-    conv5 features then barely vary with the input (measured std across 4 MedSeg slices at 128²:
-    4e-5 / 3e-6, against 5e-2 with He init; ``tests/test_pretrained_engine.py`` checks > 100×).
-    DSS averages its deep side outputs into its prediction; its first ``cpu`` runs gave maps that
-    never exceed about 0.5 (Dice at 0.5: 0.003 and 0.002 on 2 of 3 seeds). This init is the
-    suspected cause; ``scripts/probe_vgg_init.py`` compares short trainings with both inits.
+    ``init``: how the convolutions start before any pretrained weights are loaded.
+    ``"pytorch"`` (default): PyTorch's conv default (uniform, variance 1/(3·fan-in)), which
+    divides the variance by about 6 per conv + ReLU: in a plain VGG16 the conv4 / conv5 features
+    then barely vary with the input (measured std across 4 MedSeg slices at 128²: 4e-5 / 3e-6,
+    against 5e-2 with He init; ``tests/test_pretrained_engine.py`` checks > 100×).
+    ``"kaiming"``: He normal (fan-out, ReLU) with zero bias, torchvision's VGG init, which keeps
+    the signal through the 13 layers. DSS asks for it (its model revision 2, with the
+    scale-preserving heads of revision 3 :func:`jcs.models.dss.init_heads`); PoolNet and EGNet
+    keep the default: trained from scratch in ``cpu`` with He init, PoolNet fell from Dice
+    0.617 / 0.619 to 0.444 / 0.459 (seeds 0, 1; ``results/diagnostics/poolnet_he_init_seed*.json``).
     With BN the scale is renormalised and the default is kept."""
 
-    def __init__(self, norm: str = "none", init: str = "auto"):
+    def __init__(self, norm: str = "none", init: str = "pytorch"):
         super().__init__()
-        if init not in ("auto", "kaiming", "pytorch"):
-            raise ValueError(f"init must be 'auto', 'kaiming' or 'pytorch', got {init!r}")
+        if init not in ("kaiming", "pytorch"):
+            raise ValueError(f"init must be 'kaiming' or 'pytorch', got {init!r}")
         self.norm = norm
         stages: List[nn.Sequential] = []
         cin = 3
@@ -56,7 +56,7 @@ class VGG16Body(nn.Module):
                 cin = cout
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
-        self.init = "kaiming" if init == "auto" and norm == "none" else init
+        self.init = init
         if self.init == "kaiming":
             for layer in self.conv_layers():
                 nn.init.kaiming_normal_(layer.conv.weight, mode="fan_out", nonlinearity="relu")

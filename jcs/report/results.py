@@ -623,9 +623,9 @@ def borrowed_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[st
 # ---------------------------------------------------------------------------------------------
 # Runs trained before a model's code changed (``jcs.engine.train.MODEL_REVISIONS``)
 
-REVISION_CHANGES = {2: "the plain VGG16 body now starts with He init: with PyTorch's default init "
-                       "its conv4/conv5 features barely vary with the input, the suspected cause "
-                       "of DSS's collapsed maps",
+REVISION_CHANGES = {2: "DSS's plain VGG16 body now starts with He init: with PyTorch's default "
+                       "init its conv4/conv5 features barely vary with the input, the suspected "
+                       "cause of DSS's collapsed maps",
                     3: "DSS's side paths, short connections and fusion now start with a "
                        "scale-preserving init instead of N(0, 0.01²): under Adam those weights "
                        "barely moved, no output reached probability 0.5 and Dice at 0.5 stayed "
