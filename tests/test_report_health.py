@@ -76,6 +76,18 @@ def test_no_committed_run_of_the_current_model_code_collapsed(profile):
     assert not bad, f"collapsed runs in results/{profile}: {bad}"
 
 
+@pytest.mark.parametrize("profile", [p for p in available_profiles(RESULTS) if p != "smoke"])
+def test_every_committed_seed_of_the_current_model_code_reaches_the_dice_floor(profile):
+    """Issue 17's target: no seed of any segmentation model in any committed profile below Dice
+    0.5 (withdrawn variants live in results/diagnostics/, outside every profile)."""
+    results = [r for experiment in ("table5", "table6", "table7")
+               for r in load_results(RESULTS, profile, experiment) if _current(r)]
+    if not results:
+        pytest.skip(f"no segmentation results of profile {profile}")
+    weak = weak_runs({r["path"]: [r] for r in results})
+    assert not weak, f"seeds below Dice {WEAK_DICE} in results/{profile}: {weak}"
+
+
 def test_outdated_notes_name_the_old_seeds_when_others_are_current():
     from jcs.report.results import outdated_notes, outdated_runs
 

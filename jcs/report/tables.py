@@ -37,6 +37,7 @@ from .results import (PROFILE_ORDER, PathLike, ResultsNotFoundError, _column_ord
                       seed_stats, shown_profiles)
 from .differences import (PAPER_INIT_NOTE, _evaluation_only, _merged_differences, _recipe,
                           differences)
+from .withdrawn import withdrawn_notes
 
 __all__ = [
     "SEG_DEFINITIONS", "TABLE5_RUNS", "TABLE6_RUNS", "TABLE7_RUNS", "JCS_RUN", "gain",
@@ -197,6 +198,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes += borrowed_notes(runs, f"profile {profile}")
     notes += collapse_notes(runs, f"profile {profile}")
     notes += weak_notes(runs, f"profile {profile}")
+    notes += withdrawn_notes(results_dir, profile, f"profile {profile}", runs, experiments)
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
@@ -257,6 +259,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
         notes += weak_notes(runs, labels[p])
+        notes += withdrawn_notes(results_dir, p, labels[p], runs, sorted({e for e, _ in specs}))
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:
