@@ -824,3 +824,37 @@ def test_training_loss_leaves_out_profiles_without_a_training_record(tmp_path):
     df = report.training_loss(tmp_path, profiles=["authors", "cpu"])
     assert df.attrs["profiles"] == ["cpu"]
     assert any("no training record" in n for n in df.attrs["notes"])
+
+
+def test_gap_table_sets_efficientnet_from_scratch_against_itself_pretrained(tmp_path):
+    """Table IV rows of the gap table: Res2Net-101 (scratch) → EfficientNet-Lite2 (pretrained)
+    changes the network; "EfficientNet-Lite2 in both" isolates the initialisation."""
+    thresholds = {"paper": [15, 20, 25, 30], "scaled": [15, 20, 25, 30], "slice_mm": 1.0,
+                  "paper_slice_mm": 1.0, "scale": 1.0}
+
+    def table4(specificity):
+        return dict(kind="patients", patients=[], thresholds=thresholds,
+                    sweep=[{"threshold": t, "sensitivity": 1.0, "specificity": specificity}
+                           for t in thresholds["scaled"]])
+
+    effnet = "jcs-classifier-efficientnet-lite2"
+    _fake(tmp_path, "cpu", "table4", "jcs-classifier", classifier={"name": "jcs-classifier"},
+          **table4(0.2))
+    _fake(tmp_path, "cpu", "table4", effnet, classifier={"name": effnet}, **table4(0.4))
+    _pretrained(tmp_path, "table4", effnet, weights=EFFNET, classifier={"name": effnet},
+                **table4(0.6))
+    gap = report.pretraining_gap(tmp_path)
+    paper_spec = paper.TABLE4.lookup("threshold", 25)["specificity"]
+    cross = gap.loc[("IV", "labels only: Res2Net-101 → EfficientNet-Lite2, T = 25", "Specificity")]
+    same = gap.loc[("IV", "labels only: EfficientNet-Lite2 in both, T = 25", "Specificity")]
+    assert (cross["ours, from scratch (cpu)"], same["ours, from scratch (cpu)"]) == (0.2, 0.4)
+    assert cross["ours, packaged init (cpu-pretrained)"] == same[
+        "ours, packaged init (cpu-pretrained)"] == 0.6
+    assert same["gap closed"] == pytest.approx((0.6 - 0.4) / (paper_spec - 0.4))
+    assert cross["gap closed"] == pytest.approx((0.6 - 0.2) / (paper_spec - 0.2))
+    pixel = gap.loc[("IV", "labels + masks: EfficientNet-Lite2 in both, T = 25", "Specificity")]
+    assert math.isnan(pixel["gap closed"])  # no pixel-supervised runs
+    (lacking,) = [n for n in gap.attrs["notes"] if n.startswith("ours, from scratch (cpu): no results")]
+    assert "table4/jcs-classifier-efficientnet-lite2-pixel" in lacking
+    assert f"table4/{effnet}," not in lacking and not lacking.endswith(f"table4/{effnet}")
+    assert any("only the initialisation differs" in n for n in gap.attrs["notes"])
