@@ -63,7 +63,7 @@ def test_weak_runs_are_below_the_dice_floor_but_not_collapsed():
 
 def _current(result) -> bool:
     have = (result.get("config") or {}).get("model_revision", 1)
-    return MODEL_REVISIONS.get(result.get("model"), 1) <= have
+    return MODEL_REVISIONS.get(result.get("model"), 1) == have
 
 
 @pytest.mark.parametrize("profile", [p for p in available_profiles(RESULTS) if p != "smoke"])
@@ -104,3 +104,22 @@ def test_outdated_notes_name_the_old_seeds_when_others_are_current():
     assert "He init" in note
     fresh = {("table7", "dss"): runs[("table7", "dss")][:1]}
     assert outdated_notes(fresh, "cpu") == []
+
+
+def test_a_withdrawn_revision_is_outdated_and_named():
+    """PoolNet and EGNet went back from revision 2 (He init) to 1: their revision-2 seeds are
+    outdated, with what was withdrawn; DSS's own revisions are not named for them."""
+    from jcs.report.results import outdated_notes, outdated_runs, revision_left_out
+
+    runs = {("table7", "poolnet"): [{"name": "poolnet", "model": "poolnet", "seed": 0, "config": {}},
+                                    {"name": "poolnet", "model": "poolnet", "seed": 1,
+                                     "config": {"model_revision": 2}}],
+            ("table7", "egnet"): [{"name": "egnet", "model": "egnet", "seed": s,
+                                   "config": {"model_revision": 2}} for s in (0, 1)]}
+    assert "poolnet" not in MODEL_REVISIONS and outdated_runs(runs) == {"poolnet": 2, "egnet": 2}
+    (note,) = outdated_notes(runs, "cpu-pretrained")
+    assert note.startswith("cpu-pretrained: egnet, poolnet (seed 1; the other seeds are current) "
+                           "were trained with the earlier model code (the He init of the VGG16 "
+                           "body (revision 2) was withdrawn for PoolNet and EGNet")
+    assert note.count("withdrawn") == 1 and "scale-preserving" not in note
+    assert revision_left_out(runs[("table7", "poolnet")]) == {"poolnet": [(1, 2)]}

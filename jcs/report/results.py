@@ -630,17 +630,25 @@ REVISION_CHANGES = {2: "DSS's plain VGG16 body now starts with He init: with PyT
                        "scale-preserving init instead of N(0, 0.01²): under Adam those weights "
                        "barely moved, no output reached probability 0.5 and Dice at 0.5 stayed "
                        "below 0.5"}
+# Revisions taken back for a model (jcs.engine.train.MODEL_REVISIONS went down): runs that carry one
+# are outdated too, and the note says what was withdrawn.
+_WITHDRAWN_HE = ("the He init of the VGG16 body (revision 2) was withdrawn for PoolNet and EGNet, "
+                 "which start with PyTorch's default again: from scratch PoolNet trained worse "
+                 "with it; where packaged weights replace the body, only the random draws of the "
+                 "other layers differ")
+WITHDRAWN_REVISIONS = {"poolnet": {2: _WITHDRAWN_HE}, "egnet": {2: _WITHDRAWN_HE}}
 
 
 def outdated_runs(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, int]:
     """``{run name: oldest revision it was trained with}`` for the runs with at least one seed
-    trained with an older revision of their model's code than
-    :data:`jcs.engine.train.MODEL_REVISIONS` (the results file records it; 1 when absent)."""
+    trained with another revision of their model's code than
+    :data:`jcs.engine.train.MODEL_REVISIONS` (the results file records it; 1 when absent): an
+    older one, or one withdrawn since (:data:`WITHDRAWN_REVISIONS`)."""
     return {name: min(rev for _, rev in seeds) for name, seeds in _outdated_seeds(runs).items()}
 
 
 def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tuple[int, int]]]:
-    """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision."""
+    """``{run name: [(seed, revision), ...]}`` of the seeds trained with another revision."""
     from jcs.engine.train import MODEL_REVISIONS
 
     out: Dict[str, List[Tuple[int, int]]] = {}
@@ -648,21 +656,31 @@ def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tup
         for result in results:
             model = result.get("model") or (key[-1] if isinstance(key, tuple) else key)
             have = (result.get("config") or {}).get("model_revision", 1)
-            if MODEL_REVISIONS.get(model, 1) > have:
+            if MODEL_REVISIONS.get(model, 1) != have:
                 out.setdefault(result.get("name", model), []).append((int(result.get("seed", 0)), have))
     return {name: sorted(seeds) for name, seeds in out.items()}
 
 
-def _changes_since(model: str, revision: int) -> List[int]:
-    """The revisions of :data:`REVISION_CHANGES` after ``revision`` up to ``model``'s current one
-    (a change of one model's code is not named for another)."""
+def _change_texts(model: str, revisions: Iterable[int]) -> List[str]:
+    """What changed in ``model``'s code since each of ``revisions``: the entries of
+    :data:`REVISION_CHANGES` after it up to the current revision (a change of one model's code is
+    not named for another), or, for a revision above the current one, what was withdrawn
+    (:data:`WITHDRAWN_REVISIONS`); each named once, in revision order."""
     from jcs.engine.train import MODEL_REVISIONS
 
-    return [r for r in sorted(REVISION_CHANGES) if revision < r <= MODEL_REVISIONS.get(model, 1)]
+    current = MODEL_REVISIONS.get(model, 1)
+    texts: List[str] = []
+    for revision in sorted(set(revisions)):
+        if revision > current:
+            texts.append(WITHDRAWN_REVISIONS.get(model, {}).get(
+                revision, f"revision {revision} of {model} was withdrawn"))
+        else:
+            texts += [REVISION_CHANGES[r] for r in sorted(REVISION_CHANGES) if revision < r <= current]
+    return list(dict.fromkeys(texts))
 
 
 def revision_left_out(results: Sequence[Dict[str, Any]]) -> Dict[str, List[Tuple[int, int]]]:
-    """``{run name: [(seed, revision), ...]}`` of the seeds trained with an older revision of
+    """``{run name: [(seed, revision), ...]}`` of the seeds trained with another revision of
     their model's code (:func:`outdated_runs`) in runs that also have a seed of the current
     revision: :func:`load_runs` leaves them out, so that a mean never mixes two versions of a
     model. Runs with no current seed keep all theirs (:func:`outdated_notes`)."""
@@ -688,8 +706,7 @@ def revision_notes(results_dir: PathLike, profile: str, label: str,
                 continue
             numbers = " ".join(str(s) for s, _ in old)
             model = next((r.get("model") for r in results if r.get("name") == name), None) or name
-            changes = sorted({r for _, rev in old for r in _changes_since(model, rev)})
-            what = "; ".join(REVISION_CHANGES[r] for r in changes)
+            what = "; ".join(_change_texts(model, [rev for _, rev in old]))
             plural = "s" if len(old) > 1 else ""
             notes.append(f"{prefix}{name} seed{plural} {numbers.replace(' ', ', ')} left out of the "
                          f"mean: trained with the earlier model code ({what}), unlike its other "
@@ -699,18 +716,18 @@ def revision_notes(results_dir: PathLike, profile: str, label: str,
 
 
 def outdated_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[str]:
-    """A note naming the seeds of ``runs`` trained with an older revision of their model's code
-    (all seeds of a run, or which ones where the others are current), what changed, and how to
-    retrain them; ``[]`` when all are current."""
+    """A note naming the seeds of ``runs`` trained with another revision of their model's code
+    (older or withdrawn; all seeds of a run, or which ones where the others are current), what
+    changed, and how to retrain them; ``[]`` when all are current."""
     seeds = _outdated_seeds(runs)
     if not seeds:
         return []
     models = {(r.get("name") or (k[-1] if isinstance(k, tuple) else k)):
               (r.get("model") or (k[-1] if isinstance(k, tuple) else k))
               for k, rs in runs.items() for r in rs}
-    changes = sorted({r for name in seeds for _, rev in seeds[name]
-                      for r in _changes_since(models.get(name, name), rev)})
-    what = "; ".join(REVISION_CHANGES[r] for r in changes)
+    what = "; ".join(dict.fromkeys(
+        text for name in sorted(seeds)
+        for text in _change_texts(models.get(name, name), [rev for _, rev in seeds[name]])))
     counts = {(r.get("name") or (k[-1] if isinstance(k, tuple) else k)): len(rs) for k, rs in runs.items()
               for r in rs[:1]}
 
