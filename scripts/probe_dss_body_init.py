@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import jcs.models.dss as dss_module
+from jcs.engine.profiles import config_hash, get_profile
 from jcs.engine.results import load_result, predictions_dir, write_result
 from jcs.models.vgg import VGG16Body
 
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--results-dir", default="results")
     args = parser.parse_args()
+    if get_profile(args.profile).pretrained:
+        parser.error(f"profile {args.profile} loads pretrained weights over the body: the probe "
+                     "would measure nothing; use a from-scratch profile (cpu, gpu, smoke)")
     # DSS builds its body as VGG16Body(norm="none", init="kaiming"): force the default instead
     dss_module.VGG16Body = _default_body
     assert dss_module.DSS().body.init == "pytorch"
@@ -49,7 +53,9 @@ def main() -> None:
         predictions = predictions_dir(out)
         shutil.rmtree(predictions, ignore_errors=True)
         shutil.copytree(predictions_dir(source), predictions)
+    result.pop("path", None)  # load_result's, a temporary folder
     result["config"]["model_variant"] = "body-init-pytorch"
+    result["config_hash"] = config_hash(result["config"])  # the hash of the config it records
     result["predictions"] = str(predictions)
     result["checkpoint"] = None
     result["variant"] = VARIANT
@@ -57,7 +63,8 @@ def main() -> None:
     result["diagnostic_note"] = (
         f"Probe (scripts/probe_dss_body_init.py): DSS seed {args.seed} of profile {args.profile} "
         f"with the current model code (revision 3: scale-preserving heads) but PyTorch's default "
-        f"conv init in its plain VGG16 body instead of He init. Dice {dice:.3f} at 0.5. "
+        f"conv init in its plain VGG16 body instead of He init (without the He draws the random "
+        f"stream, and so the heads' initial weights, differ too). Dice {dice:.3f} at 0.5. "
         "Not a result of any current profile.")
     write_result(out, result)
     print(json.dumps({"out": str(out), "dice": dice}))

@@ -42,9 +42,12 @@ def signal(model, images: torch.Tensor) -> list[float]:
 def run(model_name: str, init: str, seed: int, iters: int, size: int) -> dict:
     seed_everything(seed)
     model = create_model(model_name)
-    if init == "pytorch":  # the init VGG16Body had before: PyTorch's conv default
-        for layer in body_of(model).conv_layers():
+    for layer in body_of(model).conv_layers():  # whatever the model asks for, set the probed init
+        if init == "pytorch":  # PyTorch's conv default
             layer.conv.reset_parameters()
+        else:  # He init, as VGG16Body(init="kaiming")
+            torch.nn.init.kaiming_normal_(layer.conv.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.zeros_(layer.conv.bias)
     train = SegmentationSlices("medseg", "train", size, augment=True)
     test = SegmentationSlices("medseg", "test", size)
     probe = torch.stack([test[i]["image"] for i in range(4)])

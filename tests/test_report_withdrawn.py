@@ -28,6 +28,10 @@ def test_withdrawn_runs_are_named_beside_the_current_seed_and_left_out_of_the_me
     _withdrawn(tmp_path, "dss", 0, 0.0, profile="gpu")  # another profile's
     (tmp_path / "diagnostics" / "probe.json").write_text(json.dumps({"auc": 0.6}))  # not a run
     (tmp_path / "diagnostics" / "broken.json").write_text("{")
+    _withdrawn(tmp_path, "unet", 0, 0.3)  # made malformed below: skipped, not an error
+    bad = json.loads((tmp_path / "diagnostics" / "unet_variant_seed0.json").read_text())
+    (tmp_path / "diagnostics" / "unet_variant_seed0.json").write_text(json.dumps(bad | {"seed": None}))
+    _withdrawn(tmp_path, "egnet", 0, 0.3, metrics=None)
     assert sorted((r["profile"], r["name"], r["seed"]) for r in withdrawn_runs(tmp_path)) == [
         ("cpu", "poolnet", 0), ("cpu", "poolnet", 2), ("gpu", "dss", 0)]
     runs = report.load_runs(tmp_path, "cpu", "table7")
@@ -37,6 +41,8 @@ def test_withdrawn_runs_are_named_beside_the_current_seed_and_left_out_of_the_me
                     "(the seed committed now: 62.0%), poolnet_variant_seed0.json; poolnet seed 2 "
                     "with He init of its body: Dice 45.9%, poolnet_variant_seed2.json.")
     assert withdrawn_notes(tmp_path, "cpu", "cpu", runs, experiments=["table5"]) == []
+    (only,) = withdrawn_notes(tmp_path, "cpu", "cpu", runs, seeds=[0])  # the table's seeds
+    assert "seed 0" in only and "seed 2" not in only
     assert withdrawn_notes(tmp_path, "gpu-pretrained", "x", runs) == []
     table = report.table7(tmp_path, "cpu")
     poolnet = list(table.index.get_level_values("Method")).index("PoolNet")

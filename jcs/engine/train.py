@@ -63,8 +63,10 @@ NO_BACKBONE = ("unet", "unet-bilinear")  # trained from scratch in every profile
 # 2 (DSS): the plain VGG16 body starts with He init, not PyTorch's default (jcs.models.vgg.VGG16Body).
 # 3 (DSS): side paths, short connections and fusion start scale-preserving (jcs.models.dss.init_heads).
 # PoolNet and EGNet were at revision 2 too (He init) until 2026-12-01: it made PoolNet weak (cpu Dice
-# 0.444 / 0.459 against 0.617 / 0.619, results/diagnostics/poolnet_he_init_seed*.json), so they are
-# back at revision 1's code (PyTorch's default init), and their revision-1 runs are current again.
+# 0.444 / 0.459 against 0.613 / 0.630 with the default, seeds 0 / 1 on the same machine;
+# results/diagnostics/poolnet_he_init_seed*.json), so they are back at revision 1's code (PyTorch's
+# default init) and their revision-1 runs are current again. Their revision 2 is withdrawn
+# (jcs.report.results.WITHDRAWN_REVISIONS): a later change of PoolNet or EGNet takes revision 3.
 MODEL_REVISIONS = {"dss": 3}
 Callback = Callable[[Dict[str, Any]], None]
 

@@ -129,7 +129,7 @@ class EGNet(nn.Module):
         if loss not in ("paper", "jcs"):
             raise ValueError(f"egnet: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = VGG16Body(norm="none")
+        self.body = VGG16Body(norm="none", init="pytorch")  # not He init: see VGG16Body
         self.conv6 = nn.Sequential(*[ConvReLU(512, 512, 3, bias=False) for _ in range(3)])
         self.merge1 = SalientEdgeFeatures()
         self.merge2 = EdgeGuidance()

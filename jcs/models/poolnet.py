@@ -97,7 +97,7 @@ class PoolNet(nn.Module):
         if loss not in ("paper", "jcs"):
             raise ValueError(f"poolnet: loss must be 'paper' or 'jcs', got {loss!r}")
         self.loss_kind = loss
-        self.body = VGG16Body(norm="none")
+        self.body = VGG16Body(norm="none", init="pytorch")  # not He init: see VGG16Body
         self.ggm = GlobalGuidance()
         self.fams = nn.ModuleList(FAM(cin, cout, fuse) for cin, cout, fuse in FAM_CONFIGS)
         self.score = nn.Conv2d(128, 1, 1)

@@ -37,9 +37,12 @@ class VGG16Body(nn.Module):
     against 5e-2 with He init; ``tests/test_pretrained_engine.py`` checks > 100×).
     ``"kaiming"``: He normal (fan-out, ReLU) with zero bias, torchvision's VGG init, which keeps
     the signal through the 13 layers. DSS asks for it (its model revision 2, with the
-    scale-preserving heads of revision 3 :func:`jcs.models.dss.init_heads`); PoolNet and EGNet
-    keep the default: trained from scratch in ``cpu`` with He init, PoolNet fell from Dice
-    0.617 / 0.619 to 0.444 / 0.459 (seeds 0, 1; ``results/diagnostics/poolnet_he_init_seed*.json``).
+    scale-preserving heads of revision 3 :func:`jcs.models.dss.init_heads`; with those heads but
+    the default body init, ``cpu`` seed 0 reached Dice 0.540 against 0.579,
+    ``results/diagnostics/dss_default_body_init_seed0.json``); PoolNet and EGNet
+    keep the default: trained from scratch in ``cpu`` on the same 2-core AMD EPYC, PoolNet
+    reached Dice 0.444 / 0.459 with He init against 0.613 / 0.630 with the default (seeds 0, 1;
+    ``results/diagnostics/poolnet_he_init_seed*.json``).
     With BN the scale is renormalised and the default is kept."""
 
     def __init__(self, norm: str = "none", init: str = "pytorch"):

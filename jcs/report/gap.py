@@ -36,7 +36,8 @@ def gap_closed(paper_value: Optional[float], scratch: Optional[float],
 
 # Table IV rows of the gap table: (row label, scratch run, pretrained run) at the paper's T = 25.
 # The first two change the network as well (the paper's Res2Net-101 has no packaged weights); the
-# last two keep EfficientNet-Lite2 in both profiles, so only its initialisation differs.
+# last two keep EfficientNet-Lite2 in both profiles: the same network, whose initialisation and
+# training recipe differ (from scratch: the cpu SGD recipe; pretrained: the AdamW fine-tuning).
 _GAP_CLASSIFIERS = (
     ("labels only: Res2Net-101 → EfficientNet-Lite2", "jcs-classifier",
      "jcs-classifier-efficientnet-lite2"),
@@ -59,7 +60,8 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
     :func:`gap_closed` in % (—/"n/a" where a profile lacks the run). Table IV compares the
     from-scratch Res2Net-101 of ``scratch`` with the ImageNet EfficientNet-Lite2 of
     ``pretrained`` (a different network: the paper's has no packaged weights), and
-    EfficientNet-Lite2 from scratch with itself from ImageNet (the initialisation alone)."""
+    EfficientNet-Lite2 from scratch with itself from ImageNet (the same network; its
+    initialisation and training recipe differ)."""
     labels = {p: f"ours, {profile_label(p)}" for p in (scratch, pretrained)}
     seg_specs = _profile_rows()
     records, index, same_rows = [], [], []
@@ -121,8 +123,9 @@ def pretraining_gap(results_dir: PathLike = "results", scratch: str = "cpu",
         f"sets the from-scratch Res2Net-101 of {scratch} against the ImageNet EfficientNet-Lite2 "
         f"of {pretrained} (a named deviation: nothing ships Res2Net-101 ImageNet weights), so the "
         "network changes too; \"EfficientNet-Lite2 in both\" trains the same network from "
-        f"scratch in {scratch}, so only the initialisation differs (its recipe does too: "
-        f"{pretrained} fine-tunes pretrained weights with AdamW, see the classification chapter).",
+        f"scratch in {scratch}: the network is the same, its initialisation and training recipe "
+        f"differ ({scratch}: SGD; {pretrained} fine-tunes the ImageNet weights with AdamW; see the "
+        "classification chapter).",
         PAPER_INIT_NOTE,
     ]
     df.attrs.update({

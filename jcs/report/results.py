@@ -26,6 +26,8 @@ __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "Resu
 PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_ORDER = ("paper", "gpu", "cpu-pretrained", "cpu", "smoke")  # best first: profile="auto"
+# Folders of results/ that are not profiles: probes' outputs and withdrawn runs, speed records
+NOT_PROFILES = ("diagnostics", "bench")
 # Order of the profile columns of the side-by-side tables: from scratch before pretrained, so that
 # a row reads paper | gpu | from scratch (cpu) | packaged init (cpu-pretrained).
 # ``authors`` (the authors' released weights, evaluated only: jcs.engine.authors) comes first,
@@ -49,7 +51,8 @@ def available_profiles(results_dir: PathLike,
     base = Path(results_dir)
     patterns = [f"{e}/*.json" for e in experiments] if experiments else ["*/*.json"]
     found = {folder.name for folder in (base.iterdir() if base.is_dir() else [])
-             if folder.is_dir() and any(any(folder.glob(p)) for p in patterns)}
+             if folder.is_dir() and folder.name not in NOT_PROFILES
+             and any(any(folder.glob(p)) for p in patterns)}
     known = [p for p in PROFILE_ORDER if p in found]
     return known + sorted(found - set(PROFILE_ORDER))
 
@@ -623,13 +626,13 @@ def borrowed_notes(runs: Dict[Any, List[Dict[str, Any]]], label: str) -> List[st
 # ---------------------------------------------------------------------------------------------
 # Runs trained before a model's code changed (``jcs.engine.train.MODEL_REVISIONS``)
 
-REVISION_CHANGES = {2: "DSS's plain VGG16 body now starts with He init: with PyTorch's default "
-                       "init its conv4/conv5 features barely vary with the input, the suspected "
-                       "cause of DSS's collapsed maps",
-                    3: "DSS's side paths, short connections and fusion now start with a "
-                       "scale-preserving init instead of N(0, 0.01²): under Adam those weights "
-                       "barely moved, no output reached probability 0.5 and Dice at 0.5 stayed "
-                       "below 0.5"}
+# {model: {revision: what changed}}, per model: a revision number means nothing across models.
+REVISION_CHANGES = {"dss": {
+    2: "DSS's plain VGG16 body now starts with He init: with PyTorch's default init its conv4/conv5 "
+       "features barely vary with the input, the suspected cause of DSS's collapsed maps",
+    3: "DSS's side paths, short connections and fusion now start with a scale-preserving init "
+       "instead of N(0, 0.01²): under Adam those weights barely moved, no output reached "
+       "probability 0.5 and Dice at 0.5 stayed below 0.5"}}
 # Revisions taken back for a model (jcs.engine.train.MODEL_REVISIONS went down): runs that carry one
 # are outdated too, and the note says what was withdrawn.
 _WITHDRAWN_HE = ("the He init of the VGG16 body (revision 2) was withdrawn for PoolNet and EGNet, "
@@ -655,9 +658,9 @@ def _outdated_seeds(runs: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, List[Tup
     for key, results in runs.items():
         for result in results:
             model = result.get("model") or (key[-1] if isinstance(key, tuple) else key)
-            have = (result.get("config") or {}).get("model_revision", 1)
+            have = (result.get("config") or {}).get("model_revision") or 1
             if MODEL_REVISIONS.get(model, 1) != have:
-                out.setdefault(result.get("name", model), []).append((int(result.get("seed", 0)), have))
+                out.setdefault(result.get("name") or model, []).append((int(result.get("seed") or 0), have))
     return {name: sorted(seeds) for name, seeds in out.items()}
 
 
@@ -675,7 +678,8 @@ def _change_texts(model: str, revisions: Iterable[int]) -> List[str]:
             texts.append(WITHDRAWN_REVISIONS.get(model, {}).get(
                 revision, f"revision {revision} of {model} was withdrawn"))
         else:
-            texts += [REVISION_CHANGES[r] for r in sorted(REVISION_CHANGES) if revision < r <= current]
+            changes = REVISION_CHANGES.get(model, {})
+            texts += [changes[r] for r in sorted(changes) if revision < r <= current]
     return list(dict.fromkeys(texts))
 
 

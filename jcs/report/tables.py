@@ -198,7 +198,7 @@ def _seg_table(results_dir: PathLike, profile: str,
     notes += borrowed_notes(runs, f"profile {profile}")
     notes += collapse_notes(runs, f"profile {profile}")
     notes += weak_notes(runs, f"profile {profile}")
-    notes += withdrawn_notes(results_dir, profile, f"profile {profile}", runs, experiments)
+    notes += withdrawn_notes(results_dir, profile, f"profile {profile}", runs, experiments, seeds)
     if missing:
         notes.insert(0, f"No results yet for {', '.join(missing)} in profile {profile} "
                         "(shown as —).")
@@ -259,7 +259,8 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
         notes += weak_notes(runs, labels[p])
-        notes += withdrawn_notes(results_dir, p, labels[p], runs, sorted({e for e, _ in specs}))
+        notes += withdrawn_notes(results_dir, p, labels[p], runs, sorted({e for e, _ in specs}),
+                                 seeds)
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:

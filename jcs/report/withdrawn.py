@@ -29,29 +29,43 @@ def withdrawn_runs(results_dir: PathLike) -> List[Dict[str, Any]]:
             result = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if (isinstance(result, dict) and result.get("kind") == "train" and result.get("variant")
-                and (result.get("metrics") or {}).get("dice") is not None):
+        if _is_variant_run(result):
             found.append(dict(result, path=str(path)))
-    return sorted(found, key=lambda r: (r.get("profile", ""), r.get("experiment", ""),
-                                        r.get("name", ""), int(r.get("seed", 0))))
+    return sorted(found, key=lambda r: (r["profile"], r["experiment"], r["name"], int(r["seed"])))
+
+
+def _is_variant_run(result: Any) -> bool:
+    """A training result of a variant with the fields :func:`withdrawn_notes` reads."""
+    if not isinstance(result, dict) or result.get("kind") != "train" or not result.get("variant"):
+        return False
+    metrics = result.get("metrics")
+    try:
+        int(result.get("seed"))
+        float(metrics["dice"])
+    except (TypeError, ValueError, KeyError):
+        return False
+    return all(isinstance(result.get(k), str) for k in ("profile", "experiment", "name"))
 
 
 def withdrawn_notes(results_dir: PathLike, profile: str, label: str,
                     runs: Dict[Any, List[Dict[str, Any]]],
-                    experiments: Optional[Sequence[str]] = None) -> List[str]:
+                    experiments: Optional[Sequence[str]] = None,
+                    seeds: Optional[Sequence[int]] = None) -> List[str]:
     """One note for ``profile`` (prefixed ``"<label>: "``) naming its withdrawn runs of
     ``experiments`` (all when None), each with its Dice at 0.5 and, where ``runs`` (the table's
     results, ``{key: [result, ...]}``) holds the same experiment, run name and seed, that seed's
-    Dice now. ``[]`` when there are none."""
+    Dice now; only seeds of ``seeds`` when given (the table's). ``[]`` when there are none."""
     parts = []
     for result in withdrawn_runs(results_dir):
         experiment, name = result.get("experiment"), result.get("name")
         if result.get("profile") != profile or (experiments is not None
                                                  and experiment not in experiments):
             continue
-        seed = int(result.get("seed", 0))
+        seed = int(result["seed"])
+        if seeds is not None and seed not in seeds:
+            continue
         now = [r for rs in runs.values() for r in rs if r.get("name") == name
-               and r.get("experiment", experiment) == experiment and int(r.get("seed", 0)) == seed]
+               and r.get("experiment", experiment) == experiment and int(r.get("seed") or 0) == seed]
         dice = float(result["metrics"]["dice"])
         text = f"{name} seed {seed} with {result['variant']}: Dice {dice:.1%}"
         if now and (now[0].get("metrics") or {}).get("dice") is not None:
