@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jcs.models.dss as dss_module
 from jcs.engine.profiles import config_hash, get_profile
-from jcs.engine.results import load_result, predictions_dir, write_result
+from jcs.engine.results import predictions_dir, write_result
 from jcs.models.vgg import VGG16Body
 
 VARIANT = ("PyTorch's default init of its VGG16 body instead of He init (a probe; DSS keeps He "
@@ -47,13 +47,9 @@ def main() -> None:
         result = train("dss", profile=args.profile, experiment="table7", seed=args.seed,
                        results_dir=tmp, runs_dir=tmp, name="dss")
         assert result["config"]["model_revision"] == 3
-        source = Path(tmp) / args.profile / "table7" / ("dss.json" if args.seed == 0
-                                                          else f"dss.seed{args.seed}.json")
-        result = load_result(source)
         predictions = predictions_dir(out)
         shutil.rmtree(predictions, ignore_errors=True)
-        shutil.copytree(predictions_dir(source), predictions)
-    result.pop("path", None)  # load_result's, a temporary folder
+        shutil.copytree(result["predictions"], predictions)
     result["config"]["model_variant"] = "body-init-pytorch"
     result["config_hash"] = config_hash(result["config"])  # the hash of the config it records
     result["predictions"] = str(predictions)

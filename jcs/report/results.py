@@ -27,7 +27,8 @@ PathLike = Union[str, Path]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_ORDER = ("paper", "gpu", "cpu-pretrained", "cpu", "smoke")  # best first: profile="auto"
 # Folders of results/ that are not profiles: probes' outputs and withdrawn runs, speed records
-NOT_PROFILES = ("diagnostics", "bench")
+DIAGNOSTICS_DIR = "diagnostics"
+NOT_PROFILES = (DIAGNOSTICS_DIR, "bench")
 # Order of the profile columns of the side-by-side tables: from scratch before pretrained, so that
 # a row reads paper | gpu | from scratch (cpu) | packaged init (cpu-pretrained).
 # ``authors`` (the authors' released weights, evaluated only: jcs.engine.authors) comes first,

@@ -223,6 +223,7 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
     per profile (E-measure: ``"<label>, adaptive"`` / ``mean`` / ``max``); ``attrs["main"]`` =
     Dice (the table shown), ``attrs["details"]`` = every metric of each profile."""
     specs = [spec for _, spec, _ in rows]
+    experiments = sorted({e for e, _ in specs})
     loaded = {p: _load_quietly(results_dir, p, specs, seeds) for p in shown}
     labels = {p: profile_label(p) for p in shown}
 
@@ -255,12 +256,11 @@ def _seg_side_by_side(results_dir: PathLike, shown: Sequence[str],
         notes.append(f"{labels[p]}: {run_label(p, runs)}; initialisation: "
                      f"{initialisation_summary(runs)}.")
         notes += outdated_notes(runs, labels[p])
-        notes += revision_notes(results_dir, p, labels[p], seeds, sorted({e for e, _ in specs}))
+        notes += revision_notes(results_dir, p, labels[p], seeds, experiments)
         notes += borrowed_notes(runs, labels[p])
         notes += collapse_notes(runs, labels[p])
         notes += weak_notes(runs, labels[p])
-        notes += withdrawn_notes(results_dir, p, labels[p], runs, sorted({e for e, _ in specs}),
-                                 seeds)
+        notes += withdrawn_notes(results_dir, p, labels[p], runs, experiments, seeds)
         per_profile[p] = differences(runs, "segmentation", initialisation=False)
         columns, rename = [], {}
         for label, _, ours in _SEG_COLUMNS:

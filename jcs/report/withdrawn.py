@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["DIAGNOSTICS_DIR", "withdrawn_runs", "withdrawn_notes"]
+from .results import DIAGNOSTICS_DIR, PathLike
 
-PathLike = Union[str, Path]
-DIAGNOSTICS_DIR = "diagnostics"
+__all__ = ["withdrawn_runs", "withdrawn_notes"]
 
 
 def withdrawn_runs(results_dir: PathLike) -> List[Dict[str, Any]]:
