@@ -111,6 +111,21 @@ def test_diagnose_png_patient(capsys, data_dir, tmp_path):
     assert (out / "report.html").is_file()
 
 
+def test_diagnose_with_the_efficientnet_classifier(capsys, data_dir, tmp_path):
+    """The EfficientNet-Lite2 classifier (the pretrained stand-in of cpu-pretrained) runs the
+    whole diagnosis: its input normalisation and Grad-CAM on its last convolutional stage."""
+    out = tmp_path / "report"
+    code, stdout, stderr = run(capsys, "diagnose", data_dir / "covid_ct_md_sample" / "COVID-19" / "P002",
+                               "--out", out, "--classifier-model", "jcs-classifier-efficientnet-lite2",
+                               "--size", 64, "--top-k", 2, "--precision", "fp32", "--no-segment",
+                               "--random-weights")
+    assert code == 0, stderr
+    assert "MEANINGLESS" in stderr and "of 133 slices" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["classifier"]["name"] == "jcs-classifier-efficientnet-lite2"
+    assert summary["n_slices"] == 133 and (out / "report.html").is_file()
+
+
 def test_diagnose_several_patients_writes_an_index_and_exits_1_on_a_bad_one(capsys, data_dir,
                                                                            tmp_path):
     (tmp_path / "empty").mkdir()

@@ -155,6 +155,36 @@ def test_dice_distribution_and_summary_count_slices(tmp_path):
     assert by_area[("Dice", "ours")].iloc[0] == pytest.approx(0.05)
 
 
+def test_dice_summary_and_infnet_put_every_profile_side_by_side(tmp_path):
+    rows = [{"name": f"s{i}", "dice": d} for i, d in enumerate([0.05, 0.65, 0.95, 0.99])]
+    _fake(tmp_path, "cpu", "table6", "jcs-joint", metrics=_seg_metrics(0.5), per_image=rows)
+    _pretrained(tmp_path, "table6", "jcs-joint", metrics=_seg_metrics(0.6),
+                per_image=[dict(r, dice=0.7) for r in rows])
+    summary = report.dice_summary(tmp_path)  # auto: both profiles, from scratch first
+    assert summary.attrs["profiles"] == ["cpu", "cpu-pretrained"]
+    assert list(summary[("share", "from scratch (cpu)")]) == pytest.approx([0.75, 0.25])
+    assert list(summary[("share", "packaged init (cpu-pretrained)")]) == pytest.approx([1.0, 0.0])
+    assert report.ours_values(summary, "share").tolist() == pytest.approx([0.75, 0.25])
+    assert any(n.startswith("packaged init (cpu-pretrained): Packaged initialisation")
+               for n in summary.attrs["notes"])
+    assert ("share", "ours") in report.dice_summary(tmp_path, "cpu-pretrained").columns
+    for name, dice in (("unet", 0.4), ("egnet", 0.5)):
+        _fake(tmp_path, "cpu", "table7", name, metrics=_seg_metrics(dice))
+    _pretrained(tmp_path, "table7", "egnet", metrics=_seg_metrics(0.55))
+    infnet = report.infnet_comparison(tmp_path)
+    ours = [i for i in infnet.index if i[0].startswith("ours")]
+    assert ours == [("ours (from scratch (cpu), uncropped 64²)", "U-Net"),
+                    ("ours (from scratch (cpu), uncropped 64²)", "EGNet"),
+                    ("ours (from scratch (cpu), uncropped 64²)", "JCS"),
+                    ("ours (packaged init (cpu-pretrained), uncropped 64²)", "EGNet"),
+                    ("ours (packaged init (cpu-pretrained), uncropped 64²)", "JCS")]
+    assert infnet.loc[ours[3], ("meanDice", "value")] == pytest.approx(0.55)
+    assert infnet.attrs["profiles"] == ["cpu", "cpu-pretrained"]
+    assert len(report.infnet_comparison(tmp_path, "cpu-pretrained").index) == 4 + 2
+    with pytest.raises(report.ResultsNotFoundError):
+        report.infnet_comparison(tmp_path / "none")
+
+
 def test_table4_reads_the_sweep(tmp_path):
     patients = [{"id": p, "label": lab, "diagnosis": "COVID-19" if lab else "Normal",
                  "n_slices": 100, "n_positive": n, "slice_labels": None}

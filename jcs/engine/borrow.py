@@ -1,6 +1,7 @@
 """Runs that two profiles share instead of training them twice.
 
-``cpu-pretrained`` is the ``cpu`` recipe with packaged ImageNet initialisation. Where no packaged
+``cpu-pretrained`` is the ``cpu`` recipe with packaged initialisation (pretrained classifiers
+fine-tune with a recipe of their own). Where no packaged
 weights fit a model (U-Net has no backbone; no package ships Res2Net-101, so ``jcs-classifier``
 and ``jcs-classifier-pixel`` start from random weights in both profiles), a run of
 ``cpu-pretrained`` is the same computation as the run of ``cpu`` with the same seed: same model

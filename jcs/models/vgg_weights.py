@@ -57,7 +57,7 @@ def load_vgg16_weights(body: VGG16Body, pretrained: Pretrained) -> None:
             return
     else:
         raise TypeError(
-            f"pretrained must be None, True/False or a path, got {type(pretrained).__name__}"
+            f"pretrained must be None, True/False, 'packaged' or a path, got {type(pretrained).__name__}"
         )
     try:
         body.load_torchvision_state_dict(state_dict)

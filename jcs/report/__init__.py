@@ -30,10 +30,11 @@ from .gap import gap_closed, pretraining_gap
 from .patient_level import table4, table4_at_threshold, table4_patients
 from .tables import (gain, infnet_comparison, ours_values, profiles_table, segmentation_metrics,
                      table5, table6, table7)
+from .targets import PRETRAINING_TARGETS, targets_table
 from .training import training_loss
 
 __all__ = [
-    "CLS_TESTS", "COLUMN_ORDER", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",
+    "CLS_TESTS", "COLUMN_ORDER", "PRETRAINING_TARGETS", "PROFILE_ORDER", "ResultsNotFoundError", "activation_map_slices",
     "activation_profiles", "authors_missing", "available_profiles", "cross_source_groups", "cross_source_tries",
     "classifier_runs", "gap_closed",
     "initialisation_of", "missing_activation_maps", "ours_values", "pretraining_gap",
@@ -48,5 +49,5 @@ __all__ = [
     "scaling_table", "scanner_table",
     "seed_stats", "segmentation_metrics", "show", "streams_probe", "superseded_notes",
     "superseded_seeds", "saved_maps_mismatch", "stale_joint_parts", "stale_patient_results", "partial_cohorts", "table4", "table4_patients", "table5", "table6",
-    "table7", "table_view", "training_loss", "training_minutes", "training_profile", "ucsd_demographics",
+    "table7", "table_view", "targets_table", "training_loss", "training_minutes", "training_profile", "ucsd_demographics",
 ]

@@ -8,9 +8,10 @@ import pandas as pd
 
 from jcs import paper
 
-from .results import PathLike, hardware_label, load_runs, resolve_profile, run_label, seed_stats
-from .differences import differences
-from .tables import JCS_RUN
+from .results import (PathLike, hardware_label, load_runs, profile_label, resolve_profile, run_label,
+                      seed_stats, shown_profiles)
+from .differences import _merged_differences, differences
+from .tables import JCS_RUN, _seg_eval_size
 
 __all__ = ["AREA_BINS", "DICE_BINS", "dice_by_area", "dice_distribution", "dice_summary"]
 
@@ -66,45 +67,68 @@ def dice_distribution(results_dir: PathLike = "results", profile: str = "auto",
     return df
 
 
-def dice_summary(results_dir: PathLike = "results", profile: str = "auto",
-                 experiment: str = JCS_RUN[0], run: str = JCS_RUN[1],
-                 seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
-    """The two facts the paper states about Fig. 11 (share of slices with Dice in (0.6, 1] and
-    below 0.1) beside ours."""
-    profile, runs = _fig11_runs(results_dir, profile, experiment, run, seeds)
-    facts = paper.FIG11.records()
+def _fig11_facts(results: Sequence[Dict[str, Any]]) -> List[List[float]]:
+    """Per seed, the share of test slices with Dice above 0.6 and below 0.1 (the two facts the
+    paper states about Fig. 11, in :data:`jcs.paper.FIG11`'s order)."""
     above, below = [], []
-    for dice in _per_image(runs[run], "dice"):
+    for dice in _per_image(results, "dice"):
         dice = dice[np.isfinite(dice)]
         n = max(1, dice.size)
         above.append(float((dice > 0.6).sum() / n))
         below.append(float((dice < 0.1).sum() / n))
-    rows = []
-    for fact, values in zip(facts, (above, below)):
-        mean, std, _ = seed_stats(values)
-        rows.append({("share", "paper"): fact["value"], ("share", "ours"): mean,
-                     ("share", "ours std"): std})
+    return [above, below]
+
+
+def dice_summary(results_dir: PathLike = "results", profile: str = "auto",
+                 experiment: str = JCS_RUN[0], run: str = JCS_RUN[1],
+                 seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+    """The two facts the paper states about Fig. 11 (share of slices with Dice in (0.6, 1] and
+    below 0.1) beside ours, mean ± std over seeds. A named ``profile``: columns ``("share",
+    "paper" | "ours" | "ours std")``. ``"auto"``: every profile with results of the run
+    (:func:`~jcs.report.results.shown_profiles`), one ``("share", "<profile label>")`` column
+    (and its ``" std"``) each, from scratch before pretrained; the one-profile form when only one
+    has them. Raises :class:`~jcs.report.results.ResultsNotFoundError` without results."""
+    facts = paper.FIG11.records()
+    found: Dict[str, List[Dict[str, Any]]] = {}
+    if profile == "auto":
+        for p in shown_profiles(results_dir, "auto", experiments=[experiment]):
+            results = load_runs(results_dir, p, experiment, [run], seeds, required=False).get(run)
+            if results:
+                found[p] = results
+    if len(found) <= 1:
+        profile, runs = _fig11_runs(results_dir, next(iter(found), profile), experiment, run,
+                                    seeds)
+        found = {profile: runs[run]}
+    columns = {p: "ours" if len(found) == 1 else profile_label(p) for p in found}
+    rows = [{("share", "paper"): fact["value"]} for fact in facts]
+    per_profile = {}
+    for p, results in found.items():
+        for row, values in zip(rows, _fig11_facts(results)):
+            mean, std, _ = seed_stats(values)
+            row[("share", columns[p])], row[("share", f"{columns[p]} std")] = mean, std
+        per_profile[p] = differences({run: results})
     df = pd.DataFrame(rows, index=pd.Index([f["fact"] for f in facts], name="fact"))
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
-    n_images = runs[run][0].get("metrics", {}).get("n_images")
+    n_images = next(iter(found.values()))[0].get("metrics", {}).get("n_images")
+    labels = [f"{profile_label(p)}: {run_label(p, {run: r})}" for p, r in found.items()]
+    primary = next(iter(found))
     df.attrs.update({
         "title": "Fig. 11: what the paper says about the Dice distribution, and ours",
-        "profile": profile, "hardware": hardware_label(runs),
-        "ours": f"{run_label(profile, runs)}; {run}, {n_images} test slices",
+        "profile": primary, "profiles": list(found),
+        "labels": {p: profile_label(p) for p in found},
+        "hardware": "; ".join(hardware_label({run: r}) for r in found.values()),
+        "ours": (run_label(primary, {run: found[primary]}) if len(found) == 1
+                 else "one column per profile (" + "; ".join(labels) + ")")
+                + f"; {run}, {n_images} test slices",
         "definitions": {"Dice": "per-slice Dice of the map binarised at > 0.5"},
-        "notes": [paper.FIG11.source] + differences(runs), "source": "jcs.report.dice_summary",
-        "api": "api-fig11",
-        "percent": True,
+        "notes": [paper.FIG11.source] + (_merged_differences(per_profile) if len(found) > 1
+                                         else per_profile[primary]),
+        "source": "jcs.report.dice_summary", "api": "api-fig11", "percent": True,
     })
     return df
 
 
 AREA_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 1.0)  # lesion area as a fraction of the slice
-
-
-def _eval_size(result: Dict[str, Any]) -> Optional[int]:
-    prof = result.get("config", {}).get("profile", {}) or {}
-    return prof.get("seg_eval_size") or (prof.get("seg") or {}).get("size")
 
 
 def dice_by_area(results_dir: PathLike = "results", profile: str = "auto",
@@ -118,7 +142,7 @@ def dice_by_area(results_dir: PathLike = "results", profile: str = "auto",
     n_bins = len(edges) - 1
     per_seed_means, counts = [], np.zeros(n_bins, dtype=int)
     for result in runs[run]:
-        size = float(_eval_size(result))
+        size = float(_seg_eval_size(result))
         rows = result.get("per_image", [])
         dice = np.array([r.get("dice", np.nan) for r in rows], dtype=float)
         area = np.array([r.get("lesion_area", np.nan) for r in rows], dtype=float) / size ** 2

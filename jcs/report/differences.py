@@ -2,7 +2,7 @@
 input size, iterations, initialisation), read from the results files of the runs shown."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from jcs import paper
 from jcs.data.registry import SARSCOV2_BLOCKS
@@ -79,6 +79,48 @@ def _classifier_data_notes(runs: Dict[Any, List[Dict[str, Any]]]) -> List[str]:
                      f"{'/'.join(map(str, counts))} MedSeg training slices, labelled COVID-19, "
                      "with their lesion masks supervising the activation map.")
     return notes
+
+
+def describe_recipe(recipe: Dict[str, Any]) -> str:
+    """A training recipe (a results file's ``recipe`` block) in words: ``"SGD lr 0.0125,
+    momentum 0.9, weight decay 0.0001, batch 32, 16 epochs (lr ÷10 after 12)"``."""
+    optimizer = str(recipe.get("optimizer", "?"))
+    words = [{"sgd": "SGD", "adamw": "AdamW", "adam": "Adam"}.get(optimizer, optimizer)
+             + f" lr {recipe.get('lr'):g}" if recipe.get("lr") is not None else optimizer]
+    if optimizer == "sgd" and recipe.get("momentum") is not None:
+        words.append(f"momentum {recipe['momentum']:g}")
+    if recipe.get("weight_decay"):
+        words.append(("decoupled " if optimizer == "adamw" else "")
+                     + f"weight decay {recipe['weight_decay']:g}")
+    if recipe.get("batch_size"):
+        words.append(f"batch {recipe['batch_size']}")
+    epochs = f"{recipe.get('epochs')} epochs"
+    if recipe.get("schedule") == "step" and recipe.get("step_epochs"):
+        gamma = recipe.get("step_gamma") or 0.1
+        epochs += f" (lr ×{gamma:g} after {recipe['step_epochs']})"
+    elif recipe.get("schedule"):
+        epochs += f" ({recipe['schedule']} schedule)"
+    return ", ".join(words + [epochs])
+
+
+def _classifier_recipe_notes(runs: Dict[Any, List[Dict[str, Any]]]) -> List[str]:
+    """The training recipe of the classifier runs of ``runs``, runs with the same recipe grouped,
+    and which of them fine-tune from pretrained weights (``recipe.part == "cls_finetune"``):
+    in ``cpu-pretrained`` the EfficientNet-Lite2 classifiers train with a recipe of their own, so
+    their comparison with the from-scratch runs changes the optimiser as well as the start."""
+    groups: Dict[Tuple[str, bool], List[str]] = {}
+    for key, results in runs.items():
+        name = key[-1] if isinstance(key, tuple) else key
+        recipe = (results[0].get("recipe") or {}) if results else {}
+        if recipe.get("optimizer"):
+            finetune = recipe.get("part") == "cls_finetune"
+            groups.setdefault((describe_recipe(recipe), finetune), []).append(name)
+    if not groups:
+        return []
+    texts = [(f"{', '.join(names)}: " if len(groups) > 1 else "")
+             + ("fine-tuned from pretrained weights, " if finetune else "") + text
+             for (text, finetune), names in groups.items()]
+    return [f"Recipe: {'; '.join(texts)}."]
 
 
 AUTHORS_NOTE = ("Authors' released weights (profile authors, jcs.engine.authors): trained by the "
@@ -162,6 +204,7 @@ def differences(runs: Dict[Any, List[Dict[str, Any]]], task: str = "segmentation
     elif n_train:
         recipe = _recipe(first, "cls")
         notes += _classifier_data_notes(runs)
+        notes += _classifier_recipe_notes(runs)
         size, paper_size = recipe.get("size"), 224
     if size and size != paper_size:
         notes.insert(1 if init else 0,

@@ -556,6 +556,16 @@ def initialisation_of(result: Dict[str, Any]) -> Dict[str, Any]:
     return {"kind": "random", "weights": []}
 
 
+def _trained_part(role: str, path: str) -> str:
+    """``"classifier jcs-classifier-pixel (profile cpu, seed 0)"`` from a checkpoint path
+    ``runs/<profile>/<experiment>/<name>/seed<N>/model.pt``; the role alone when the path has
+    another form."""
+    bits = Path(str(path)).parts
+    if len(bits) >= 6 and bits[-6] == "runs" and bits[-2].startswith("seed"):
+        return f"{role} {bits[-3]} (profile {bits[-5]}, seed {bits[-2][4:]})"
+    return {"segmentation": "segmentation network"}.get(role, role)
+
+
 def describe_initialisation(block: Dict[str, Any]) -> str:
     """An initialisation block in words, naming each packaged file's package and sha256 (each
     released file's name and sha256 for ``authors-release``)."""
@@ -571,7 +581,9 @@ def describe_initialisation(block: Dict[str, Any]) -> str:
         return ("the authors' released weights " + ", ".join(files)
                 + ", trained by them on COVID-CS and evaluated here without training")
     if kind == "trained-parts":
-        return "from this profile's trained classifier and segmentation network"
+        parts = [_trained_part(role, path) for role, path in (block.get("parts") or {}).items()]
+        return ("from the trained " + " and ".join(parts) if parts
+                else "from this profile's trained classifier and segmentation network")
     if kind == "imagenet-download":
         return "from ImageNet weights downloaded by torchvision / timm"
     if kind == "random":

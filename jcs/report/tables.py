@@ -530,35 +530,68 @@ _INFNET_METRICS = (("meanDice", "dice_mean"), ("adpDice", "dice_adaptive"),
                    ("S-measure", "s_measure"), ("meanEm", "e_mean"), ("MAE", "mae"))
 
 
+def _seg_eval_size(result: Dict[str, Any]) -> Optional[int]:
+    """The input size a segmentation run was tested at (``seg_eval_size``, else its training
+    size)."""
+    prof = result.get("config", {}).get("profile", {}) or {}
+    return prof.get("seg_eval_size") or (prof.get("seg") or {}).get("size")
+
+
 def infnet_comparison(results_dir: PathLike = "results", profile: str = "auto",
-                      seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+                      seeds: Optional[Sequence[int]] = None,
+                      profiles: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Inf-Net's published numbers on the 48 COVID-SemiSeg test slices (:data:`jcs.paper.INFNET`)
     beside ours (the Table VII models) on the same 48 MedSeg slices, under the same metric
-    definitions. Index ``(source, model)``; columns ``(metric, "value" | "value std")``."""
+    definitions: one group of rows per profile (:func:`~jcs.report.results.shown_profiles`:
+    ``"auto"`` shows every profile with results, from scratch before pretrained). Index
+    ``(source, model)``; columns ``(metric, "value" | "value std")``. Raises
+    :class:`~jcs.report.results.ResultsNotFoundError` when no profile has Table VII results."""
     specs = [(e, n) for _, e, n in TABLE7_RUNS]
-    profile = resolve_profile(results_dir, profile, sorted({e for e, _ in specs}))
-    runs = load_selected(results_dir, profile, specs, seeds)
+    experiments = sorted({e for e, _ in specs})
+    shown = shown_profiles(results_dir, profile, profiles, experiments)
+    loaded = {p: _load_quietly(results_dir, p, specs, seeds) for p in shown}
+    with_runs = {p: r for p, r in loaded.items() if r}
+    if not with_runs:
+        raise ResultsNotFoundError(f"no Table VII results in profile(s) {', '.join(shown)} under "
+                                   f"{results_dir}; run jcs.engine.reproduce(profile, "
+                                   f"only={experiments}) first")
     records, index = [], []
     for rec in paper.INFNET.records():
         index.append(("Inf-Net paper (lung crops, ImageNet)", rec["model"]))
         records.append({(label, "value"): rec[key] for label, key in _INFNET_METRICS}
                        | {(label, "value std"): np.nan for label, _ in _INFNET_METRICS})
-    for method, experiment, name in TABLE7_RUNS:
-        if (experiment, name) not in runs:
-            continue
-        index.append((f"ours ({profile_label(profile)}, uncropped 512²)", method))
-        record = {}
-        for label, key in _INFNET_METRICS:
-            mean, std, _ = _metric(runs[(experiment, name)], key)
-            record[(label, "value")], record[(label, "value std")] = mean, std
-        records.append(record)
+    notes, per_profile = [paper.INFNET.source,
+                          "Inf-Net's slices are the MedSeg slices cropped to the lungs; ours are "
+                          "the uncropped slices (more background, which raises specificity and "
+                          "lowers MAE).",
+                          "Inf-Net's backbones are ImageNet-pretrained; ours start as each "
+                          "profile's note says."], {}
+    for p, runs in with_runs.items():
+        size = next((_seg_eval_size(rs[0]) for rs in runs.values() if rs), None)
+        for method, experiment, name in TABLE7_RUNS:
+            if (experiment, name) not in runs:
+                continue
+            index.append((f"ours ({profile_label(p)}, uncropped {size}²)", method))
+            record = {}
+            for label, key in _INFNET_METRICS:
+                mean, std, _ = _metric(runs[(experiment, name)], key)
+                record[(label, "value")], record[(label, "value std")] = mean, std
+            records.append(record)
+        notes.append(f"{profile_label(p)}: {run_label(p, runs)}; initialisation: "
+                     f"{initialisation_summary(runs)}.")
+        per_profile[p] = differences(runs, initialisation=False)
+    notes += _merged_differences(per_profile)
     df = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(index, names=["source", "model"]))
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "column"])
-    n_test = next((r[0].get("metrics", {}).get("n_images") for r in runs.values()), None)
+    n_test = next((rs[0].get("metrics", {}).get("n_images")
+                   for runs in with_runs.values() for rs in runs.values() if rs), None)
     df.attrs.update({
         "title": "Inf-Net's published numbers vs ours on the same MedSeg test slices",
-        "profile": profile, "hardware": hardware_label(runs),
-        "ours": f"{run_label(profile, runs)}; {n_test} MedSeg test slices (Inf-Net split)",
+        "profile": _primary(loaded), "profiles": list(with_runs),
+        "hardware": "; ".join(f"{profile_label(p)}: {hardware_label(r)}"
+                              for p, r in with_runs.items()),
+        "ours": (", ".join(f"{profile_label(p)}" for p in with_runs)
+                 + f"; {n_test} MedSeg test slices (Inf-Net split)"),
         "definitions": {
             "meanDice / meanSen / meanSpe / meanEm": ("mean over 256 thresholds (pred ≥ t, "
                                                      "t = 255/255 … 0/255) of the slice-averaged "
@@ -567,13 +600,7 @@ def infnet_comparison(results_dir: PathLike = "results", profile: str = "auto",
                         "2·mean (the JCS authors' IoUEval), Inf-Net with ≥ min(2·mean, 1)"),
             "S-measure": "structure measure, α = 0.5", "MAE": "mean absolute error of the map",
         },
-        "notes": [
-            paper.INFNET.source,
-            "Inf-Net's slices are the MedSeg slices cropped to the lungs; ours are the uncropped "
-            "512×512 slices (more background, which raises specificity and lowers MAE).",
-            "Inf-Net's backbones are ImageNet-pretrained; ours: "
-            f"{initialisation_summary(runs)} (profile {profile}).",
-        ] + differences(runs, initialisation=False),
+        "notes": notes,
         "source": "jcs.report.infnet_comparison", "percent": False, "api": "api-infnet",
         "wrap_index": True,
         "groups": [{"title": "Dice, sensitivity and specificity",
