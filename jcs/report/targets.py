@@ -149,6 +149,6 @@ def targets_table(results_dir: PathLike = "results",
             "short by": "goal − ours, in percentage points",
             "seeds": "seeds in the mean (the floor row: seeds checked)"},
         "notes": notes, "source": "jcs.report.targets_table", "percent": True,
-        "plain": ["seeds"], "na": {"short by": "—"}, "api": "api-targets",
+        "plain": ["seeds"], "na": {"short by": "—"}, "api": "api-targets", "wrap_index": True,
     })
     return df
