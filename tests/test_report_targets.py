@@ -34,9 +34,9 @@ def test_targets_are_means_over_seeds_with_what_is_missed_and_by_how_much(tmp_pa
     assert df.loc[cross, "ours"] == pytest.approx(0.60)
     assert df.loc[cross, "ours std"] == pytest.approx(0.1414, abs=1e-4)  # sample std of 2 seeds
     assert df.loc[cross, "short by"] == pytest.approx(0.25)
-    assert df.loc[cross, "status"] == "missed" and "what was tried" in df.loc[cross, "explained in"]
+    assert df.loc[cross, "status"] == "missed" and "what was tried" in df.loc[cross, "about a miss"]
     assert df.loc[real, "ours"] == pytest.approx(0.90) and df.loc[real, "status"] == "met"
-    assert df.loc[real, "explained in"] == "" and df.loc[real, "short by"] != df.loc[real, "short by"]
+    assert df.loc[real, "about a miss"] == "" and df.loc[real, "short by"] != df.loc[real, "short by"]
     assert df.loc[ucsd, "status"] == "met" and df.loc[ucsd, "seeds"] == 2
     assert df.loc[seg, "ours"] == pytest.approx(0.74) and df.loc[seg, "status"] == "met"
     assert df.loc[floor, "ours"] == pytest.approx(0.41) and df.loc[floor, "status"] == "missed"
@@ -58,7 +58,7 @@ def test_missing_results_say_so_and_none_at_all_raises(tmp_path):
                    "roc_auc", 0.9, "covid-ct-md")
     df = targets_table(tmp_path, [goal, other], floor=None)
     assert list(df["status"]) == ["missed", "no results"] and len(df) == 2
-    assert df.loc["Dice", "explained in"] == "there"
+    assert df.loc["Dice", "about a miss"] == "there"
     assert df.loc["AUC", "seeds"] == 0 and df.loc["AUC", "short by"] != df.loc["AUC", "short by"]
     with pytest.raises(report.ResultsNotFoundError, match="no results for any target"):
         targets_table(tmp_path / "empty")
