@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from jcs.engine.results import load_results
+from .lineage import part_profile, part_run
 
 __all__ = ["PROFILE_ORDER", "COLUMN_ORDER", "PROFILE_LABELS", "REPO_ROOT", "ResultsNotFoundError",
            "available_profiles", "resolve_profile", "shown_profiles", "profile_label",
@@ -557,13 +558,14 @@ def initialisation_of(result: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _trained_part(role: str, path: str) -> str:
-    """``"classifier jcs-classifier-pixel (profile cpu, seed 0)"`` from a checkpoint path
-    ``runs/<profile>/<experiment>/<name>/seed<N>/model.pt``; the role alone when the path has
-    another form."""
-    bits = Path(str(path)).parts
-    if len(bits) >= 6 and bits[-6] == "runs" and bits[-2].startswith("seed"):
-        return f"{role} {bits[-3]} (profile {bits[-5]}, seed {bits[-2][4:]})"
-    return {"segmentation": "segmentation network"}.get(role, role)
+    """``"classifier jcs-classifier-pixel (profile cpu, seed 0)"`` from a part checkpoint
+    ``.../<profile>/<experiment>/<name>/seed<N>/model.pt`` (:func:`jcs.report.lineage.part_run`,
+    :func:`~jcs.report.lineage.part_profile`); the role alone when the path has another form."""
+    checkpoint = Path(str(path))
+    if len(checkpoint.parts) < 5 or not checkpoint.parent.name.startswith("seed"):
+        return {"segmentation": "segmentation network"}.get(role, role)
+    _, name = part_run(checkpoint)
+    return f"{role} {name} (profile {part_profile(checkpoint)}, seed {checkpoint.parent.name[4:]})"
 
 
 def describe_initialisation(block: Dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .classification import CLS_TESTS, _test_block
+from .health import WEAK_DICE, _measured
 from .results import (PathLike, ResultsNotFoundError, available_profiles, hardware_label,
                       load_runs, profile_label, seed_stats)
 
@@ -59,7 +60,7 @@ PRETRAINING_TARGETS = (
 )
 
 #: No seed of any segmentation model in any profile below this Dice (a collapsed or starved run).
-DICE_FLOOR = 0.5
+DICE_FLOOR = WEAK_DICE
 
 _SEGMENTATION = ("table5", "table6", "table7")
 
@@ -83,15 +84,14 @@ def _lowest_seed(results_dir: PathLike) -> tuple[float, str, int]:
                 runs = load_runs(results_dir, profile, experiment)
             except ResultsNotFoundError:
                 continue
-            for name, results in runs.items():
-                for result in results:
-                    dice = (result.get("metrics") or {}).get("dice")
-                    if dice is None or result.get("kind") == "evaluation":
-                        continue
-                    count += 1
-                    if not np.isfinite(lowest) or dice < lowest:
-                        lowest = float(dice)
-                        where = f"{profile}: {experiment}/{name} seed {result.get('seed')}"
+            for result in _measured(runs, "dice"):
+                if result.get("kind") == "evaluation":
+                    continue
+                count += 1
+                dice = float(result["metrics"]["dice"])
+                if not np.isfinite(lowest) or dice < lowest:
+                    lowest = dice
+                    where = f"{profile}: {experiment}/{result.get('name')} seed {result.get('seed')}"
     return lowest, where, count
 
 
